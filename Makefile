@@ -1,0 +1,42 @@
+# The one front door: `make run` for the main job, `make test` for the whole suite.
+# Both build .venv from setup.cfg first; nothing else needs to be installed by hand.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# The test suite talks to real servers on loopback (see README, "Configuration").
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/strangler
+TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test lint venv bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: the monolith, its Celery worker and beat on the embedded default (SQLite + filesystem broker)
+run: $(STAMP)
+	$(BIN)/strangler up
+
+## lint: ruff and the import boundaries
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+## test: lint, then the whole suite against PostgreSQL, RabbitMQ and Redis
+test: lint
+	DATABASE_URL=$(TEST_DATABASE_URL) BROKER_URL=$(TEST_BROKER_URL) REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""The migration playbook: steps as data, the engine, and the `strangler` command line."""

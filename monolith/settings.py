@@ -1,0 +1,183 @@
+"""Settings of the monolith, read once from the environment (see README, "Configuration").
+
+Unset variables mean the embedded default: a SQLite file and kombu's filesystem broker under
+`STRANGLER_VAR_DIR` (./var), so `make run` works on a machine with no servers installed.
+"""
+
+from pathlib import Path
+
+from kombu import Exchange, Queue
+
+from service_kit.env import (
+    broker_transport_options,
+    broker_url,
+    database_config,
+    env_bool,
+    env_float,
+    env_int,
+    env_str,
+    var_dir,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = var_dir()
+STRANGLER_SERVICE_NAME = "monolith"
+
+# ---------------------------------------------------------------- core
+SECRET_KEY = env_str("STRANGLER_SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production")
+DEBUG = env_bool("STRANGLER_DEBUG", False)
+ALLOWED_HOSTS = env_str("STRANGLER_ALLOWED_HOSTS", "*").split(",")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "monolith.users",
+    "monolith.orders",
+    "monolith.payments",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "monolith.urls"
+WSGI_APPLICATION = "monolith.wsgi.application"
+APPEND_SLASH = True
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ---------------------------------------------------------------- data
+DATABASES = {"default": database_config("monolith")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "users.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Fast hashing where tests and seeds ask for it; PBKDF2 otherwise.
+if env_bool("STRANGLER_FAST_PASSWORD_HASHER", False):
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_ROOT = Path(env_str("STRANGLER_MEDIA_ROOT", str(VAR_DIR / "media")))
+# Huge payloads are refused with 413 before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("STRANGLER_MAX_BODY_BYTES", 1_048_576)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+
+# ---------------------------------------------------------------- API
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["service_kit.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env_int("STRANGLER_PAGE_SIZE", 20),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "service_kit.errors.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "COERCE_DECIMAL_TO_STRING": True,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "strangler monolith API",
+    "DESCRIPTION": "Users, orders and payments: the contract every extracted service keeps.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# ---------------------------------------------------------------- payments
+# The simulated provider's latency, in milliseconds, and its timeout (see payments/provider.py).
+STRANGLER_PAYMENT_PROVIDER = env_str(
+    "STRANGLER_PAYMENT_PROVIDER", "monolith.payments.provider.SimulatedProvider"
+)
+STRANGLER_PAYMENT_LATENCY_MS = env_int("STRANGLER_PAYMENT_LATENCY_MS", 0)
+STRANGLER_PAYMENT_TIMEOUT_S = env_float("STRANGLER_PAYMENT_TIMEOUT_S", 5.0)
+
+# ---------------------------------------------------------------- email
+EMAIL_BACKEND = env_str(
+    "STRANGLER_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend"
+)
+EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+DEFAULT_FROM_EMAIL = env_str("STRANGLER_FROM_EMAIL", "shop@strangler.example")
+
+# ---------------------------------------------------------------- Celery
+BROKER_URL = broker_url()
+BROKER_TRANSPORT_OPTIONS = broker_transport_options(BROKER_URL)
+REDIS_URL = env_str("REDIS_URL", "")
+CELERY_BROKER_URL = BROKER_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = BROKER_TRANSPORT_OPTIONS
+CELERY_RESULT_BACKEND = env_str(
+    "STRANGLER_RESULT_BACKEND", REDIS_URL or f"file://{VAR_DIR / 'celery-results'}"
+)
+if CELERY_RESULT_BACKEND.startswith("file://"):
+    (VAR_DIR / "celery-results").mkdir(exist_ok=True)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("STRANGLER_CELERY_EAGER", False)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+# Celery's job queues hang off one direct exchange; emails get their own priority queue.
+_JOBS = Exchange("strangler.jobs", type="direct", durable=True)
+CELERY_TASK_DEFAULT_QUEUE = "monolith.jobs"
+CELERY_TASK_DEFAULT_EXCHANGE = _JOBS.name
+CELERY_TASK_DEFAULT_EXCHANGE_TYPE = "direct"
+CELERY_TASK_DEFAULT_ROUTING_KEY = "monolith.jobs"
+CELERY_TASK_QUEUES = (
+    Queue("monolith.jobs", _JOBS, routing_key="monolith.jobs", durable=True),
+    Queue(
+        "monolith.emails",
+        _JOBS,
+        routing_key="monolith.emails",
+        durable=True,
+        queue_arguments={"x-max-priority": 10},
+    ),
+)
+CELERY_TASK_ROUTES = {"monolith.*.tasks.send_*": {"queue": "monolith.emails"}}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# ---------------------------------------------------------------- logging
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("STRANGLER_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

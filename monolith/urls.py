@@ -1,0 +1,22 @@
+"""URL map of the monolith: the API under /api/, the schema, health and the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from service_kit import errors, health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/", include("monolith.users.urls")),
+    path("api/", include("monolith.orders.urls")),
+    path("api/", include("monolith.payments.urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = errors.handler400
+handler403 = errors.handler403
+handler404 = errors.handler404
+handler500 = errors.handler500

@@ -1,0 +1,104 @@
+"""Read configuration from the environment, loudly when a value is malformed.
+
+Every process has one settings module that calls these helpers once; library code never reads
+the environment at import time. Unset values fall back to the documented embedded defaults
+(SQLite files and a server-less broker under the var directory).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(RuntimeError):
+    """A setting in the environment is missing or cannot be read."""
+
+
+def env_str(name: str, default: str | None = None) -> str:
+    """Return the variable `name`, or `default`; fail if neither exists."""
+    value = os.environ.get(name, default)
+    if value is None:
+        raise ConfigError(f"Config {name!r} is missing, and has no default.")
+    return value
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Return the variable `name` read as a boolean (1/0, true/false, yes/no, on/off)."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"Config {name!r} must be a boolean (1/0, true/false), got {raw!r}.")
+
+
+def env_int(name: str, default: int) -> int:
+    """Return the variable `name` read as an integer."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"Config {name!r} must be an integer, got {raw!r}.") from None
+
+
+def env_float(name: str, default: float) -> float:
+    """Return the variable `name` read as a float."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"Config {name!r} must be a number, got {raw!r}.") from None
+
+
+def var_dir() -> Path:
+    """Return (and create) the directory for embedded-default state (SQLite, broker folders)."""
+    path = Path(env_str("STRANGLER_VAR_DIR", str(Path.cwd() / "var"))).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_config(service: str, env_name: str = "DATABASE_URL") -> dict:
+    """Return DATABASES['default'] for `service`: `env_name` if set, else SQLite under var."""
+    url = os.environ.get(env_name) or f"sqlite:///{var_dir() / f'{service}.sqlite3'}"
+    try:
+        config = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except ValueError as exc:
+        raise ConfigError(f"Config {env_name!r} is not a database URL: {url!r} ({exc}).") from exc
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        config["CONN_MAX_AGE"] = 0
+        config.setdefault("OPTIONS", {})["timeout"] = 20
+    return config
+
+
+def broker_url() -> str:
+    """Return the broker URL: `BROKER_URL`, else kombu's server-less filesystem transport."""
+    return os.environ.get("BROKER_URL") or "filesystem://"
+
+
+def broker_transport_options(url: str) -> dict:
+    """Return kombu transport options; the filesystem transport needs its shared folders."""
+    if not url.startswith("filesystem"):
+        return {}
+    root = var_dir() / "broker"
+    folders = {
+        "data_folder_in": root / "data",
+        "data_folder_out": root / "data",
+        "control_folder": root / "control",
+        "processed_folder": root / "processed",
+    }
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return {key: str(folder) for key, folder in folders.items()} | {"store_processed": False}

@@ -1,0 +1,53 @@
+"""Fixtures shared by the whole suite: API clients, users, and a logged-in client."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+_emails = itertools.count(1)
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    """An anonymous API client."""
+    return APIClient()
+
+
+@pytest.fixture
+def make_user(db):
+    """Create a user: make_user(email=None, password="s3cret-Passw0rd", **fields)."""
+    from django.contrib.auth import get_user_model
+
+    def make(email: str | None = None, password: str = "s3cret-Passw0rd", **fields):
+        email = email or f"user{next(_emails)}@example.com"
+        return get_user_model().objects.create_user(email=email, password=password, **fields)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user()
+
+
+@pytest.fixture
+def client_for(db):
+    """Return an API client authenticated as the given user with a Bearer token."""
+
+    def make(user) -> APIClient:
+        token, _ = Token.objects.get_or_create(user=user)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def auth_client(client_for, user) -> APIClient:
+    """An API client logged in as `user`."""
+    return client_for(user)

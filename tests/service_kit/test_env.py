@@ -1,0 +1,35 @@
+import pytest
+
+from service_kit.env import ConfigError, database_config, env_bool, env_int, env_str
+
+
+def test_env_str_without_default_names_the_missing_variable(monkeypatch):
+    monkeypatch.delenv("STRANGLER_NOPE", raising=False)
+    with pytest.raises(ConfigError, match="'STRANGLER_NOPE' is missing"):
+        env_str("STRANGLER_NOPE")
+
+
+def test_env_bool_rejects_a_word_it_does_not_know(monkeypatch):
+    monkeypatch.setenv("STRANGLER_FLAG", "maybe")
+    with pytest.raises(ConfigError, match=r"'STRANGLER_FLAG' must be a boolean.*'maybe'"):
+        env_bool("STRANGLER_FLAG")
+
+
+def test_env_int_names_the_value_it_could_not_read(monkeypatch):
+    monkeypatch.setenv("STRANGLER_N", "ten")
+    with pytest.raises(ConfigError, match="'STRANGLER_N' must be an integer, got 'ten'"):
+        env_int("STRANGLER_N", 1)
+
+
+def test_database_defaults_to_a_sqlite_file_per_service(monkeypatch, tmp_path):
+    monkeypatch.delenv("PAYMENTS_DATABASE_URL", raising=False)
+    monkeypatch.setenv("STRANGLER_VAR_DIR", str(tmp_path))
+    config = database_config("payments", env_name="PAYMENTS_DATABASE_URL")
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == str(tmp_path / "payments.sqlite3")
+
+
+def test_database_url_that_is_not_a_url_is_refused_by_name(monkeypatch):
+    monkeypatch.setenv("X_DATABASE_URL", "nonsense://")
+    with pytest.raises(ConfigError, match="'X_DATABASE_URL' is not a database URL"):
+        database_config("x", env_name="X_DATABASE_URL")
