@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "monolith.users",
     "monolith.orders",
     "monolith.payments",
+    "outbox",
 ]
 
 MIDDLEWARE = [

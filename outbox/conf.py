@@ -1,0 +1,71 @@
+"""Read the outbox's settings from django.conf.settings, each with a default, at call time.
+
+| setting | default | meaning |
+|---|---|---|
+| `BROKER_URL` | `filesystem://` | where events go (RabbitMQ: `amqp://...`) |
+| `STRANGLER_SERVICE_NAME` | `"monolith"` | this process's service: the `origin` of what it writes |
+| `OUTBOX_EXCHANGE` | `strangler.events` | the topic exchange for domain events |
+| `OUTBOX_STREAM_QUEUE` | `strangler.events.stream` | the stream bound to it with `#`, for replay |
+| `OUTBOX_STREAM_MAX_AGE` | `7D` | how long the stream keeps events |
+| `OUTBOX_BROADCAST_EXCHANGE` | `strangler.broadcast` | fanout to every instance of a process |
+| `OUTBOX_NOTIFY_EXCHANGE` | `strangler.notify` | headers exchange, routes by `x-channel` |
+| `OUTBOX_RETRY_DELAYS_MS` | `[1000, 10000, 60000]` | the retry tiers: one delay queue per entry |
+| `OUTBOX_GAP_MAX_WAITS` | `20` | waits of an out-of-order event before it is parked |
+| `OUTBOX_GAP_WAIT_MS` | `200` | how long an out-of-order event waits each time |
+| `OUTBOX_RELAY_BATCH` | `500` | rows claimed per relay transaction |
+| `OUTBOX_RELAY_WINDOW` | `250` | unconfirmed publishes in flight before the relay waits for acks |
+| `OUTBOX_RELAY_POLL_S` | `1.0` | polling interval when no NOTIFY arrives |
+| `OUTBOX_RELAY_BACKOFF_MAX_S` | `30.0` | longest wait between reconnects while the broker is down |
+| `OUTBOX_RETENTION_S` | `604800` (7 days) | sent rows older than this are deleted |
+| `OUTBOX_INBOX_RETENTION_S` | `2592000` (30 days) | inbox rows older than this are deleted |
+| `OUTBOX_CLEANUP_BATCH` | `1000` | rows deleted per cleanup statement |
+| `OUTBOX_CLEANUP_INTERVAL_S` | `60.0` | how often a running relay cleans up |
+| `OUTBOX_SCHEMA_DIRS` | `[]` | extra folders of `<type>.v<version>.json` schemas |
+| `OUTBOX_REQUIRE_SCHEMA` | `True` | refuse to write an event type that has no schema |
+| `OUTBOX_CONSUMER_PREFETCH` | `50` | basic_qos prefetch of a consumer |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "BROKER_URL": "filesystem://",
+    "BROKER_TRANSPORT_OPTIONS": {},
+    "STRANGLER_SERVICE_NAME": "monolith",
+    "OUTBOX_EXCHANGE": "strangler.events",
+    "OUTBOX_STREAM_QUEUE": "strangler.events.stream",
+    "OUTBOX_STREAM_MAX_AGE": "7D",
+    "OUTBOX_BROADCAST_EXCHANGE": "strangler.broadcast",
+    "OUTBOX_NOTIFY_EXCHANGE": "strangler.notify",
+    "OUTBOX_RETRY_DELAYS_MS": [1000, 10000, 60000],
+    "OUTBOX_GAP_MAX_WAITS": 20,
+    "OUTBOX_GAP_WAIT_MS": 200,
+    "OUTBOX_RELAY_BATCH": 500,
+    "OUTBOX_RELAY_WINDOW": 250,
+    "OUTBOX_RELAY_POLL_S": 1.0,
+    "OUTBOX_RELAY_BACKOFF_MAX_S": 30.0,
+    "OUTBOX_RETENTION_S": 7 * 24 * 3600,
+    "OUTBOX_INBOX_RETENTION_S": 30 * 24 * 3600,
+    "OUTBOX_CLEANUP_BATCH": 1000,
+    "OUTBOX_CLEANUP_INTERVAL_S": 60.0,
+    "OUTBOX_SCHEMA_DIRS": [],
+    "OUTBOX_REQUIRE_SCHEMA": True,
+    "OUTBOX_CONSUMER_PREFETCH": 50,
+}
+
+NOTIFY_CHANNEL = "outbox_events"
+
+
+def setting(name: str) -> Any:
+    """Return the setting `name` from Django settings, or its documented default."""
+    if name not in DEFAULTS:
+        raise KeyError(f"{name!r} is not an outbox setting; known: {sorted(DEFAULTS)}.")
+    return getattr(settings, name, DEFAULTS[name])
+
+
+def service_name() -> str:
+    """Return this process's service name, the `origin` of every event it writes."""
+    return setting("STRANGLER_SERVICE_NAME")
