@@ -1,22 +1,39 @@
-"""Order business logic. Every status change goes through `order_transition`."""
+"""Order business logic. Every status change goes through `order_transition`.
+
+Services run in `transaction.atomic()`, lock the order row before changing its status, and raise
+the `service_kit.errors` tree; the API's exception handler turns those into JSON once.
+"""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
-from service_kit.errors import NotFound
+from service_kit.errors import DomainError, NotFound
 
-from .models import Order, OrderStatus
+from . import tasks
+from .models import Order, OrderItem, OrderStatus
 from .states import assert_transition
+
+logger = logging.getLogger(__name__)
+
+CENTS = Decimal("0.01")
+# Order.total is NUMERIC(12, 2): ten integer digits. A bigger sum is refused, never truncated.
+MAX_ORDER_TOTAL = Decimal("9999999999.99")
+CONFIRMATION_EMAIL_PRIORITY = 5
 
 
 def order_lock(*, order_id: uuid.UUID | str) -> Order:
     """Return the order row locked FOR UPDATE; call inside transaction.atomic()."""
     try:
         return Order.objects.select_for_update().get(pk=order_id)
-    except (Order.DoesNotExist, ValueError, TypeError):
+    except (Order.DoesNotExist, ValueError, TypeError, DjangoValidationError):
+        # A malformed UUID is just another id that does not exist.
         raise NotFound(f"Order {order_id} does not exist.") from None
 
 
@@ -37,3 +54,77 @@ def order_mark_paid(*, order: Order) -> Order:
 def order_mark_refunded(*, order: Order) -> Order:
     """Record that a locked paid order has been refunded."""
     return order_transition(order=order, to=OrderStatus.REFUNDED)
+
+
+def order_total(*, items: Iterable[Mapping]) -> Decimal:
+    """Return the sum of quantity x unit_price over `items`, rounded to cents."""
+    total = sum((Decimal(item["quantity"]) * item["unit_price"] for item in items), Decimal(0))
+    return total.quantize(CENTS)
+
+
+def order_create(*, user, items: list[dict]) -> Order:
+    """Place a pending order for `user` with `items` (sku, quantity, unit_price) and its total.
+
+    The total is computed here from the lines; a client never supplies it. The confirmation
+    email is queued only once the order has committed.
+    """
+    if not items:
+        raise DomainError(
+            "An order needs at least one item.",
+            code="validation_error",
+            fields={"items": ["This list may not be empty."]},
+        )
+    lines = [
+        {
+            "sku": item["sku"],
+            "quantity": int(item["quantity"]),
+            # Adding zero turns a "-0" into 0, so no line ever reads "-0.00".
+            "unit_price": Decimal(item["unit_price"]).quantize(CENTS) + 0,
+        }
+        for item in items
+    ]
+    total = order_total(items=lines)
+    if total > MAX_ORDER_TOTAL:
+        raise DomainError(
+            f"The order total {total} exceeds the maximum of {MAX_ORDER_TOTAL}.",
+            code="validation_error",
+            fields={
+                "items": [f"The order total {total} exceeds the maximum of {MAX_ORDER_TOTAL}."]
+            },
+        )
+    with transaction.atomic():
+        order = Order.objects.create(user=user, status=OrderStatus.PENDING, total=total)
+        OrderItem.objects.bulk_create(OrderItem(order=order, **line) for line in lines)
+        order_confirmation_schedule(order=order)
+    return order
+
+
+def order_confirmation_schedule(*, order: Order) -> None:
+    """Queue the order's confirmation email for when the current transaction commits.
+
+    Robust: a broker outage after commit is logged, not raised, because the order exists
+    either way and the client must not see a 500 for it.
+    """
+    order_id = str(order.id)
+    transaction.on_commit(
+        lambda: tasks.send_order_confirmation.apply_async(
+            kwargs={"order_id": order_id}, priority=CONFIRMATION_EMAIL_PRIORITY
+        ),
+        robust=True,
+    )
+
+
+def order_cancel(*, order_id: uuid.UUID | str, user) -> Order:
+    """Cancel `user`'s own pending order; someone else's order does not exist for them."""
+    with transaction.atomic():
+        order = order_lock(order_id=order_id)
+        if order.user_id != user.pk:
+            raise NotFound(f"Order {order_id} does not exist.")
+        return order_transition(order=order, to=OrderStatus.CANCELLED)
+
+
+def order_ship(*, order_id: uuid.UUID | str) -> Order:
+    """Mark a paid order as shipped (a staff action: the caller checks who may do it)."""
+    with transaction.atomic():
+        order = order_lock(order_id=order_id)
+        return order_transition(order=order, to=OrderStatus.SHIPPED)

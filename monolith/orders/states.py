@@ -1,8 +1,8 @@
 """The order state machine: which status may follow which.
 
-    pending ──▶ paid ──▶ shipped
-       │          └────▶ refunded
-       └──────▶ cancelled
+pending ──▶ paid ──▶ shipped
+   │          └────▶ refunded
+   └──────▶ cancelled
 """
 
 from __future__ import annotations
