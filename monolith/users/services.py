@@ -1,0 +1,170 @@
+"""User business logic: the only code that creates or changes a user or its token.
+
+Each function runs in its own `transaction.atomic()`, so the outbox can write the matching
+`user.registered` / `user.updated` event in the same transaction as the change.
+
+Rules enforced here, whoever calls (the API, the admin, imports):
+
+* an email is unique regardless of case (`Foo@x.com` and `foo@x.com` are the same account);
+* a password passes Django's AUTH_PASSWORD_VALIDATORS;
+* a new password is accepted only with the current one, unless a trusted caller (the admin's
+  "set password" page) waives that check explicitly;
+* a wrong email, a wrong password and an inactive account are one and the same 401, so the
+  login endpoint does not tell which accounts exist.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import authenticate
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import status
+from rest_framework.authtoken.models import Token
+
+from service_kit.errors import DomainError
+
+from .models import User
+
+EMAIL_TAKEN = "A user with this email address already exists."
+
+# What `user_update` may change. Profile fields are what the API's /me/ exposes; the flags are
+# for trusted callers (the admin); groups and permissions stay with Django's admin forms.
+UPDATABLE_FIELDS = frozenset(
+    {"email", "full_name", "password", "is_active", "is_staff", "is_superuser"}
+)
+
+
+class InvalidCredentials(DomainError):
+    """The email and password do not identify an active user (401)."""
+
+    status_code = status.HTTP_401_UNAUTHORIZED
+    code = "authentication_failed"
+
+
+def _field_error(field: str, *messages: str) -> DomainError:
+    return DomainError(f"Invalid {field}.", code="validation_error", fields={field: list(messages)})
+
+
+def _email_in_use(*, email: str, exclude_id: int | None = None) -> bool:
+    others = User.objects.filter(email__iexact=email)
+    if exclude_id is not None:
+        others = others.exclude(pk=exclude_id)
+    return others.exists()
+
+
+def _check_password(*, password: str, user: User) -> None:
+    """Run AUTH_PASSWORD_VALIDATORS, turning their messages into a 400 on `password`."""
+    try:
+        validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise _field_error("password", *exc.messages) from None
+
+
+def user_register(*, email: str, password: str, full_name: str = "") -> User:
+    """Create an active, non-staff user, or raise a 400 naming the email or the password."""
+    email = User.objects.normalize_email(email.strip())
+    if _email_in_use(email=email):
+        raise _field_error("email", EMAIL_TAKEN)
+    _check_password(password=password, user=User(email=email, full_name=full_name))
+    try:
+        with transaction.atomic():
+            # The user.registered outbox row belongs in this block, beside the insert.
+            user = User.objects.create_user(email=email, password=password, full_name=full_name)
+    except IntegrityError:
+        # A concurrent registration of the same address won the race to the unique index.
+        if _email_in_use(email=email):
+            raise _field_error("email", EMAIL_TAKEN) from None
+        raise
+    return user
+
+
+def user_update(*, user: User, require_current_password: bool = True, **fields: Any) -> User:
+    """Change the given fields of `user` and return the saved user (a fresh, locked copy).
+
+    `fields` may hold email, full_name, password (with current_password), is_active, is_staff
+    and is_superuser; anything else is refused. Unchanged values are not written.
+    """
+    current_password = fields.pop("current_password", None)
+    unknown = sorted(set(fields) - UPDATABLE_FIELDS)
+    if unknown:
+        raise DomainError(
+            f"These fields cannot be changed: {', '.join(unknown)}.",
+            code="validation_error",
+            fields={name: ["This field cannot be changed."] for name in unknown},
+        )
+    try:
+        with transaction.atomic():
+            # Lock the row so concurrent updates of one user apply (and emit events) in order.
+            locked = User.objects.select_for_update().get(pk=user.pk)
+            changed = _apply_changes(
+                user=locked,
+                fields=fields,
+                current_password=current_password,
+                require_current_password=require_current_password,
+            )
+            if changed:
+                locked.save(update_fields=[*changed, "updated_at"])
+    except IntegrityError:
+        if "email" in fields and _email_in_use(email=fields["email"], exclude_id=user.pk):
+            raise _field_error("email", EMAIL_TAKEN) from None
+        raise
+    return locked
+
+
+def _apply_changes(
+    *,
+    user: User,
+    fields: dict[str, Any],
+    current_password: str | None,
+    require_current_password: bool,
+) -> list[str]:
+    """Set the requested values on `user` after checking them; return the changed names."""
+    changed: list[str] = []
+    if "email" in fields:
+        email = User.objects.normalize_email(fields["email"].strip())
+        if email != user.email:
+            if _email_in_use(email=email, exclude_id=user.pk):
+                raise _field_error("email", EMAIL_TAKEN)
+            user.email = email
+            changed.append("email")
+    for name in ("full_name", "is_active", "is_staff", "is_superuser"):
+        if name in fields and fields[name] != getattr(user, name):
+            setattr(user, name, fields[name])
+            changed.append(name)
+    if "password" in fields:
+        if require_current_password:
+            if not current_password:
+                raise _field_error(
+                    "current_password", "Give your current password to set a new one."
+                )
+            if not user.check_password(current_password):
+                raise _field_error("current_password", "Your current password is not correct.")
+        _check_password(password=fields["password"], user=user)
+        user.set_password(fields["password"])
+        changed.append("password")
+    return changed
+
+
+def user_login(*, email: str, password: str) -> Token:
+    """Return the user's API token, creating it on first login; raise InvalidCredentials."""
+    # ModelBackend looks the email up case-insensitively (UserManager.get_by_natural_key),
+    # refuses inactive users, and hashes even for unknown emails so timing reveals nothing.
+    user = authenticate(request=None, email=email.strip(), password=password)
+    if user is None:
+        raise InvalidCredentials("Unable to log in with the given email and password.")
+    with transaction.atomic():
+        token, _ = Token.objects.get_or_create(user=user)
+        # last_login alone is bookkeeping, not a profile change: updated_at stays put.
+        user.last_login = timezone.now()
+        user.save(update_fields=["last_login"])
+    return token
+
+
+def user_logout(*, user: User) -> None:
+    """Revoke the user's API token; requests with it are refused from now on."""
+    with transaction.atomic():
+        Token.objects.filter(user=user).delete()
