@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "monolith.users",
     "monolith.orders",
     "monolith.payments",
+    "monolith.imports",
     "outbox",
 ]
 
@@ -97,6 +98,8 @@ MEDIA_ROOT = Path(env_str("STRANGLER_MEDIA_ROOT", str(VAR_DIR / "media")))
 # Huge payloads are refused with 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("STRANGLER_MAX_BODY_BYTES", 1_048_576)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# A bulk-import CSV upload larger than this is refused with 400 naming the `file` field.
+STRANGLER_IMPORT_MAX_BYTES = env_int("STRANGLER_IMPORT_MAX_BYTES", 5 * 1_048_576)
 
 # ---------------------------------------------------------------- API
 REST_FRAMEWORK = {

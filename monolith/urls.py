@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/", include("monolith.users.urls")),
     path("api/", include("monolith.orders.urls")),
     path("api/", include("monolith.payments.urls")),
+    path("api/", include("monolith.imports.urls")),
     path("admin/", admin.site.urls),
 ]
 
