@@ -8,6 +8,8 @@ from rest_framework import permissions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
+from service_kit.auth import BearerTokenAuthentication
+
 from . import selectors, services
 from .serializers import (
     LoginSerializer,
@@ -97,7 +99,8 @@ class TokenLoginView(GenericAPIView):
     serializer_class = LoginSerializer
 
     def get_authenticate_header(self, request):
-        return 'Bearer realm="api"'
+        # Same challenge as every other endpoint, though this one reads no header itself.
+        return BearerTokenAuthentication().authenticate_header(request)
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)

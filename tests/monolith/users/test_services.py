@@ -1,0 +1,112 @@
+"""The user services called directly: the rules hold for every caller, not only the API."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, transaction
+from rest_framework.authtoken.models import Token
+
+from monolith.users import services
+from monolith.users.models import User
+from service_kit.errors import DomainError
+
+from .conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def test_user_register_creates_an_active_non_staff_user():
+    user = services.user_register(email="ada@Example.COM", password=PASSWORD, full_name="Ada")
+
+    assert (user.email, user.full_name, user.is_active, user.is_staff) == (
+        "ada@example.com",
+        "Ada",
+        True,
+        False,
+    )
+    assert user.check_password(PASSWORD)
+
+
+def test_user_register_that_loses_a_race_for_the_email_is_a_400(monkeypatch, make_user):
+    make_user(email="race@example.com")
+    real = services._email_in_use
+    calls = []
+
+    def blind_first_check(**kwargs):
+        # The pre-check runs before the rival commits; the unique index still catches it.
+        calls.append(kwargs)
+        return len(calls) > 1 and real(**kwargs)
+
+    monkeypatch.setattr(services, "_email_in_use", blind_first_check)
+
+    with pytest.raises(DomainError) as caught:
+        services.user_register(email="RACE@example.com", password=PASSWORD)
+
+    assert caught.value.fields == {"email": [services.EMAIL_TAKEN]}
+    assert len(calls) == 2  # the pre-check, then the check after the IntegrityError
+    assert User.objects.filter(email__iexact="race@example.com").count() == 1
+
+
+def test_user_register_failure_leaves_an_outer_transaction_usable(monkeypatch, make_user):
+    make_user(email="race@example.com")
+    monkeypatch.setattr(services, "_email_in_use", lambda **kw: False)
+
+    with transaction.atomic():
+        # Not an email clash after all (the monkeypatch says so): the error is re-raised.
+        with pytest.raises(IntegrityError):
+            services.user_register(email="race@example.com", password=PASSWORD)
+        assert User.objects.count() == 1
+
+
+def test_user_update_refuses_fields_it_does_not_manage(user):
+    with pytest.raises(DomainError) as caught:
+        services.user_update(user=user, date_joined=None, username="x")
+
+    assert caught.value.fields == {
+        "date_joined": ["This field cannot be changed."],
+        "username": ["This field cannot be changed."],
+    }
+
+
+def test_user_update_with_a_stale_instance_compares_against_the_stored_row(user):
+    stale = User.objects.get(pk=user.pk)
+    services.user_update(user=user, full_name="New")
+
+    saved = services.user_update(user=stale, full_name="Newer")
+
+    user.refresh_from_db()
+    assert saved.full_name == user.full_name == "Newer"
+
+
+def test_user_update_writes_nothing_when_nothing_changes(user):
+    before = user.updated_at
+
+    services.user_update(user=user, full_name=user.full_name, email=user.email)
+
+    user.refresh_from_db()
+    assert user.updated_at == before
+
+
+def test_user_update_can_set_flags_and_a_password_for_trusted_callers(user):
+    saved = services.user_update(
+        user=user,
+        require_current_password=False,
+        is_staff=True,
+        password="an0ther-Passphrase",
+    )
+
+    assert saved.is_staff
+    assert saved.check_password("an0ther-Passphrase")
+
+
+def test_user_login_of_an_unknown_email_raises_invalid_credentials():
+    with pytest.raises(services.InvalidCredentials) as caught:
+        services.user_login(email="nobody@example.com", password=PASSWORD)
+
+    assert caught.value.status_code == 401
+
+
+def test_user_logout_of_a_user_without_a_token_is_harmless(user):
+    services.user_logout(user=user)
+
+    assert not Token.objects.filter(user=user).exists()
