@@ -15,6 +15,7 @@
 | `OUTBOX_RELAY_BATCH` | `500` | rows claimed per relay transaction |
 | `OUTBOX_RELAY_WINDOW` | `250` | unconfirmed publishes in flight before the relay waits for acks |
 | `OUTBOX_RELAY_POLL_S` | `1.0` | polling interval when no NOTIFY arrives |
+| `OUTBOX_RELAY_CONFIRM_TIMEOUT_S` | `10.0` | longest wait for the broker's confirms of a batch |
 | `OUTBOX_RELAY_BACKOFF_MAX_S` | `30.0` | longest wait between reconnects while the broker is down |
 | `OUTBOX_RETENTION_S` | `604800` (7 days) | sent rows older than this are deleted |
 | `OUTBOX_INBOX_RETENTION_S` | `2592000` (30 days) | inbox rows older than this are deleted |
@@ -46,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_RELAY_BATCH": 500,
     "OUTBOX_RELAY_WINDOW": 250,
     "OUTBOX_RELAY_POLL_S": 1.0,
+    "OUTBOX_RELAY_CONFIRM_TIMEOUT_S": 10.0,
     "OUTBOX_RELAY_BACKOFF_MAX_S": 30.0,
     "OUTBOX_RETENTION_S": 7 * 24 * 3600,
     "OUTBOX_INBOX_RETENTION_S": 30 * 24 * 3600,

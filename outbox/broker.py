@@ -1,0 +1,172 @@
+"""Connect to the broker named by BROKER_URL and publish envelopes with publisher confirms.
+
+Supports:
+    * RabbitMQ (`amqp://`, py-amqp): confirms over a window of unacknowledged publishes; a
+      batch returns only when the broker has acknowledged every message in it.
+    * Any other kombu transport (`filesystem://`, `memory://`): kombu's Producer; the write is
+      synchronous, there is nothing to confirm.
+A lost connection, a timeout or a nack raises PublishFailed; the caller keeps the rows pending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterable
+
+import amqp
+from kombu import Connection, Producer
+from kombu.exceptions import KombuError
+
+from .conf import setting
+from .envelope import CONTENT_TYPE, Envelope
+from .errors import OutboxError
+from .topology import declare_publisher, events_exchange
+
+
+class PublishFailed(OutboxError):
+    """The broker did not confirm a batch: it is down, refused, nacked or timed out."""
+
+
+def broker_connection(url: str | None = None) -> Connection:
+    """Return a kombu connection to `url` or BROKER_URL (not yet connected)."""
+    return Connection(
+        url or setting("BROKER_URL"),
+        transport_options=setting("BROKER_TRANSPORT_OPTIONS"),
+        heartbeat=0,
+        connect_timeout=5,
+    )
+
+
+def connection_errors(connection: Connection) -> tuple[type[BaseException], ...]:
+    """Return every exception type that means 'the broker is gone' for this connection."""
+    return (
+        *connection.connection_errors,
+        *connection.channel_errors,
+        OSError,
+        socket.timeout,
+        amqp.exceptions.AMQPError,
+        KombuError,
+    )
+
+
+class EnvelopePublisher:
+    """Publish envelopes to the events exchange; `publish()` returns once all are confirmed."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.connection = broker_connection(url)
+        self.exchange_name = setting("OUTBOX_EXCHANGE")
+        self.window = max(1, int(setting("OUTBOX_RELAY_WINDOW")))
+        self.timeout = float(setting("OUTBOX_RELAY_CONFIRM_TIMEOUT_S"))
+        self._channel = None
+        self._producer: Producer | None = None
+        self._tag = 0
+        self._outstanding: set[int] = set()
+        self._nacked = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def connect(self) -> None:
+        """Open the connection, declare the publisher's topology and enter confirm mode."""
+        errors = connection_errors(self.connection)
+        try:
+            self.connection.connect()
+            declare_publisher(self.connection)
+            if self.is_amqp:
+                self._channel = self.connection.connection.channel()
+                self._channel.confirm_select()
+                self._channel.events["basic_ack"].add(self._on_ack)
+                self._channel.events["basic_nack"].add(self._on_nack)
+                self._tag = 0
+                self._outstanding.clear()
+            else:
+                self._producer = Producer(self.connection.default_channel)
+        except errors as exc:
+            self.close()
+            raise PublishFailed(f"Cannot reach the broker at {self.safe_url}: {exc!r}") from exc
+
+    def close(self) -> None:
+        """Drop the connection; the next publish reconnects."""
+        self._channel = None
+        self._producer = None
+        # The connection may already be broken; there is nothing left to release then.
+        with contextlib.suppress(Exception):
+            self.connection.release()
+        self.connection = self.connection.clone()
+
+    @property
+    def is_amqp(self) -> bool:
+        return self.connection.transport.driver_type == "amqp"
+
+    @property
+    def connected(self) -> bool:
+        return self._channel is not None or self._producer is not None
+
+    @property
+    def safe_url(self) -> str:
+        return self.connection.as_uri()
+
+    # ------------------------------------------------------------------ confirms
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._outstanding = {t for t in self._outstanding if t > delivery_tag}
+        else:
+            self._outstanding.discard(delivery_tag)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._nacked += 1
+        self._on_ack(delivery_tag, multiple)
+
+    def _wait_until(self, outstanding_at_most: int) -> None:
+        while len(self._outstanding) > outstanding_at_most:
+            self.connection.connection.drain_events(timeout=self.timeout)
+
+    # ------------------------------------------------------------------ publishing
+    def publish(self, envelopes: Iterable[Envelope]) -> int:
+        """Publish every envelope, persistent, and return their count once all are confirmed."""
+        if not self.connected:
+            self.connect()
+        errors = connection_errors(self.connection)
+        try:
+            return self._publish_amqp(envelopes) if self.is_amqp else self._publish_kombu(envelopes)
+        except errors as exc:
+            self.close()
+            raise PublishFailed(f"Publishing to {self.safe_url} failed: {exc!r}") from exc
+
+    def _publish_amqp(self, envelopes: Iterable[Envelope]) -> int:
+        self._nacked = 0
+        count = 0
+        for envelope in envelopes:
+            # Keep at most `window` unconfirmed: throughput of a pipeline, safety of confirms.
+            self._wait_until(self.window - 1)
+            message = amqp.Message(
+                envelope.to_json(),
+                content_type=CONTENT_TYPE,
+                delivery_mode=2,
+                message_id=envelope.id,
+                correlation_id=envelope.correlation_id,
+                type=envelope.type,
+                app_id=envelope.origin,
+            )
+            self._tag += 1
+            self._outstanding.add(self._tag)
+            self._channel.basic_publish(message, self.exchange_name, envelope.routing_key)
+            count += 1
+        self._wait_until(0)
+        if self._nacked:
+            raise PublishFailed(f"The broker nacked {self._nacked} of {count} messages.")
+        return count
+
+    def _publish_kombu(self, envelopes: Iterable[Envelope]) -> int:
+        count = 0
+        for envelope in envelopes:
+            self._producer.publish(
+                envelope.to_dict(),
+                exchange=events_exchange(),
+                routing_key=envelope.routing_key,
+                serializer="json",
+                delivery_mode=2,
+                message_id=envelope.id,
+                correlation_id=envelope.correlation_id,
+            )
+            count += 1
+        return count

@@ -1,0 +1,224 @@
+"""Move committed outbox rows to the broker: claim in order, publish with confirms, mark sent.
+
+Guarantees, and how:
+    * At-least-once: a row is marked sent only in the transaction that claimed it, after the
+      broker confirmed every message of the batch. A crash or an outage between the two leaves
+      it pending; it is published again (consumers' inboxes absorb the duplicate).
+    * Order per aggregate with several relays: rows are claimed `FOR UPDATE SKIP LOCKED` in id
+      order, and a claimed row is held back when an earlier row of its aggregate is still
+      pending outside the claim (another relay has it). Per aggregate, id order is commit order
+      (the writer's counter lock), so the broker sees each aggregate's events in sequence.
+    * Never drops: a broker outage rolls the claim back and the loop retries with backoff.
+    * Bounded table: sent rows older than OUTBOX_RETENTION_S go in small batches, skipping
+      locked rows, so cleanup never waits on (or deadlocks with) a relay.
+Wakes on PostgreSQL NOTIFY `outbox_events` (sent by a trigger at commit), else polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import select
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+
+from .broker import EnvelopePublisher, PublishFailed
+from .conf import NOTIFY_CHANNEL, setting
+from .envelope import Envelope
+from .models import InboxEvent, OutboxEvent
+
+log = logging.getLogger("outbox.relay")
+
+
+def _claim(batch_size: int) -> list[OutboxEvent]:
+    """Lock up to `batch_size` pending rows in id order, minus those another relay precedes."""
+    rows = list(
+        OutboxEvent.objects.filter(sent_at=None)
+        .order_by("id")
+        .select_for_update(skip_locked=True)[:batch_size]
+    )
+    if not rows or connection.vendor != "postgresql":
+        return rows
+    ids = [row.id for row in rows]
+    earlier_elsewhere = (
+        OutboxEvent.objects.filter(
+            sent_at=None,
+            aggregate_type=OuterRef("aggregate_type"),
+            aggregate_id=OuterRef("aggregate_id"),
+            id__lt=OuterRef("id"),
+        )
+        .exclude(id__in=ids)
+        .values("id")
+    )
+    held_back = set(
+        OutboxEvent.objects.filter(id__in=ids)
+        .filter(Exists(earlier_elsewhere))
+        .values_list("id", flat=True)
+    )
+    return [row for row in rows if row.id not in held_back]
+
+
+def relay_batch(*, publisher: EnvelopePublisher, batch_size: int | None = None) -> int:
+    """Publish one claimed batch and mark it sent; return how many rows were sent.
+
+    Raise PublishFailed (rows stay pending, with the error recorded) when the broker fails.
+    """
+    batch_size = batch_size or int(setting("OUTBOX_RELAY_BATCH"))
+    failure: PublishFailed | None = None
+    ids: list[int] = []
+    with transaction.atomic():
+        rows = _claim(batch_size)
+        if not rows:
+            return 0
+        ids = [row.id for row in rows]
+        try:
+            publisher.publish(Envelope.from_row(row) for row in rows)
+        except PublishFailed as exc:
+            failure = exc
+        else:
+            OutboxEvent.objects.filter(id__in=ids).update(
+                sent_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
+            )
+            return len(ids)
+    # Outside the claim: the rows are pending again; note why for operators.
+    OutboxEvent.objects.filter(id__in=ids, sent_at=None).update(
+        publish_attempts=F("publish_attempts") + 1, last_error=str(failure)[:2000]
+    )
+    raise failure
+
+
+def relay_drain(*, publisher: EnvelopePublisher, max_seconds: float | None = None) -> int:
+    """Publish batches until nothing is pending (or `max_seconds` pass); return rows sent."""
+    started = time.monotonic()
+    total = 0
+    while True:
+        sent = relay_batch(publisher=publisher)
+        total += sent
+        if not sent or (max_seconds and time.monotonic() - started > max_seconds):
+            return total
+
+
+def outbox_cleanup(*, now=None) -> dict[str, int]:
+    """Delete sent rows and inbox rows past their retention, in small batches; return counts."""
+    now = now or timezone.now()
+    batch = int(setting("OUTBOX_CLEANUP_BATCH"))
+    plans = {
+        "outbox": (
+            OutboxEvent.objects.filter(
+                sent_at__lt=now - timedelta(seconds=setting("OUTBOX_RETENTION_S"))
+            )
+        ),
+        "inbox": InboxEvent.objects.filter(
+            processed_at__lt=now - timedelta(seconds=setting("OUTBOX_INBOX_RETENTION_S"))
+        ),
+    }
+    deleted = {}
+    for name, queryset in plans.items():
+        deleted[name] = 0
+        while True:
+            with transaction.atomic():
+                ids = list(
+                    queryset.order_by("pk")
+                    .select_for_update(skip_locked=True)
+                    .values_list("pk", flat=True)[:batch]
+                )
+                if ids:
+                    queryset.model.objects.filter(pk__in=ids).delete()
+            deleted[name] += len(ids)
+            if len(ids) < batch:
+                break
+    return deleted
+
+
+class _Listener:
+    """Wait for NOTIFY on PostgreSQL (a dedicated autocommit connection); sleep elsewhere."""
+
+    def __init__(self) -> None:
+        self.raw = None
+        if connection.vendor == "postgresql":
+            self.raw = connection.get_new_connection(connection.get_connection_params())
+            self.raw.autocommit = True
+            with self.raw.cursor() as cursor:
+                cursor.execute(f"LISTEN {NOTIFY_CHANNEL}")
+
+    def wait(self, timeout: float) -> bool:
+        """Return True when woken by a notification, False after `timeout` seconds."""
+        if self.raw is None:
+            time.sleep(timeout)
+            return False
+        if not self.raw.notifies:
+            select.select([self.raw], [], [], timeout)
+            self.raw.poll()
+        woken = bool(self.raw.notifies)
+        self.raw.notifies.clear()
+        return woken
+
+    def close(self) -> None:
+        if self.raw is not None:
+            self.raw.close()
+
+
+@dataclass
+class RelayStats:
+    sent: int = 0
+    failures: int = 0
+    cleaned: int = 0
+
+
+class Relay:
+    """The long-running relay loop of `manage.py outbox_relay`."""
+
+    def __init__(
+        self,
+        *,
+        broker_url: str | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.publisher = EnvelopePublisher(broker_url)
+        self.should_stop = should_stop
+        self.stats = RelayStats()
+        self.poll_s = float(setting("OUTBOX_RELAY_POLL_S"))
+        self.backoff_max_s = float(setting("OUTBOX_RELAY_BACKOFF_MAX_S"))
+        self.cleanup_every_s = float(setting("OUTBOX_CLEANUP_INTERVAL_S"))
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.should_stop() and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def run(self) -> RelayStats:
+        """Relay until `should_stop()`; survive broker and database outages with backoff."""
+        backoff = 0.0
+        listener: _Listener | None = None
+        next_cleanup = time.monotonic()
+        while not self.should_stop():
+            try:
+                if listener is None:
+                    listener = _Listener()
+                self.stats.sent += relay_drain(publisher=self.publisher, max_seconds=5.0)
+                backoff = 0.0
+                if time.monotonic() >= next_cleanup:
+                    self.stats.cleaned += sum(outbox_cleanup().values())
+                    next_cleanup = time.monotonic() + self.cleanup_every_s
+                if not self.should_stop():
+                    listener.wait(self.poll_s)
+            except (PublishFailed, DatabaseError, OSError) as exc:
+                self.stats.failures += 1
+                backoff = min(self.backoff_max_s, max(0.2, backoff * 2))
+                delay = backoff * random.uniform(0.5, 1.0)
+                log.warning("relay paused %.1fs: %s", delay, exc)
+                if isinstance(exc, DatabaseError | OSError) and listener is not None:
+                    listener.close()
+                    listener = None
+                    close_old_connections()
+                self._sleep(delay)
+        if listener is not None:
+            listener.close()
+        self.publisher.close()
+        return self.stats

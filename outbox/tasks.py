@@ -1,0 +1,29 @@
+"""The relay as a Celery task, for teams that run beat instead of `manage.py outbox_relay`.
+
+Add to the beat schedule (e.g. in the project's celery.py):
+
+    app.conf.beat_schedule["outbox-relay"] = outbox.tasks.BEAT_ENTRY
+
+One drain per tick: delivery is as safe as the long-running relay's, latency is the tick.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+BEAT_ENTRY = {"task": "outbox.tasks.outbox_relay_tick", "schedule": 1.0, "options": {"expires": 5}}
+
+
+@shared_task(name="outbox.tasks.outbox_relay_tick", ignore_result=True)
+def outbox_relay_tick(max_seconds: float = 4.0) -> int:
+    """Publish what is pending (for at most `max_seconds`), clean up, return rows sent."""
+    from .broker import EnvelopePublisher
+    from .relay import outbox_cleanup, relay_drain
+
+    publisher = EnvelopePublisher()
+    try:
+        sent = relay_drain(publisher=publisher, max_seconds=max_seconds)
+    finally:
+        publisher.close()
+    outbox_cleanup()
+    return sent
