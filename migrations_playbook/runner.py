@@ -1,0 +1,409 @@
+"""`strangler up [--step N]`: every process a playbook step needs, in the foreground.
+
+The processes come from `migrations_playbook.processes` (the same list compose.yaml follows).
+Jobs (migrations) run first; then the services start together, each log line prefixed with its
+process name, and the runner waits for each one to be ready: GET /readyz answers 200 for an HTTP
+process, a known log line for the others. It prints one line per ready process, then keeps the
+stack in the foreground until Ctrl-C or SIGTERM, or until a child dies, and stops them all.
+
+Configuration: unset DATABASE_URL / BROKER_URL / REDIS_URL mean the embedded default (SQLite per
+service and kombu's filesystem broker under --var-dir, passed to children as STRANGLER_VAR_DIR);
+set, they are passed through unchanged (PostgreSQL, RabbitMQ, Redis). Exit status: 0 after a
+requested stop, 1 when a child died, failed or never became ready, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from migrations_playbook.probe import probe
+from migrations_playbook.processes import (
+    PROCESSES,
+    Context,
+    ProcessSpec,
+    known_steps,
+    processes_for,
+)
+from migrations_playbook.supervisor import (
+    Child,
+    LogWriter,
+    colour_wanted,
+    describe_signal,
+    stop_children,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RUNNER_NAME = "strangler"
+LOOPBACK = "127.0.0.1"
+
+
+class RunnerError(Exception):
+    """The stack cannot be started as asked; the message says why and what to change."""
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port must be an integer, got {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port must be between 1 and 65535, got {port}")
+    return port
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of `strangler up`, with a --NAME-port flag per HTTP process."""
+    parser = argparse.ArgumentParser(
+        prog="strangler up",
+        description="Start every process a playbook step needs, in the foreground; "
+        "Ctrl-C stops them all.",
+    )
+    parser.add_argument(
+        "--step", type=int, default=0, help=f"playbook step (one of {known_steps()}; default 0)"
+    )
+    parser.add_argument(
+        "--var-dir",
+        default=os.environ.get("STRANGLER_VAR_DIR", "var"),
+        help="where the embedded default keeps its SQLite files and broker folders "
+        "(default: $STRANGLER_VAR_DIR or ./var)",
+    )
+    for spec in PROCESSES:
+        if spec.port is not None:
+            parser.add_argument(
+                f"--{spec.name}-port",
+                type=_port,
+                dest=f"port_{spec.name}",
+                help=f"port of {spec.name} (default: ${spec.port_variable} or {spec.port})",
+            )
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="do not start process NAME (repeatable)",
+    )
+    parser.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=60.0,
+        help="seconds each process has to become ready (default 60)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds between SIGTERM and SIGKILL when stopping (default 10)",
+    )
+    return parser
+
+
+def resolve_port(spec: ProcessSpec, flag: int | None, environ: dict[str, str]) -> int:
+    """Return the port of `spec`: the flag, else its STRANGLER_<NAME>_PORT, else the default."""
+    if flag is not None:
+        return flag
+    raw = environ.get(spec.port_variable)
+    if raw:
+        try:
+            return _port(raw)
+        except argparse.ArgumentTypeError as exc:
+            raise RunnerError(f"{spec.port_variable}: {exc}") from None
+    assert spec.port is not None
+    return spec.port
+
+
+def resolve_command(name: str) -> str:
+    """Return the executable for `name`: this interpreter, a script beside it, or one on PATH."""
+    if name == "python":
+        return sys.executable
+    sibling = Path(sys.executable).parent / name
+    if sibling.exists():
+        return str(sibling)
+    found = shutil.which(name)
+    if found is None:
+        raise RunnerError(
+            f"cannot find the command {name!r} beside {sys.executable} or on PATH; "
+            "install the project first (make venv)"
+        )
+    return found
+
+
+def ensure_port_free(name: str, port: int, spec: ProcessSpec) -> None:
+    """Fail early, naming the process and the override, when `port` is already taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            raise RunnerError(
+                f"port {port} for {name} is already in use; choose another with "
+                f"--{name}-port or {spec.port_variable}"
+            ) from None
+
+
+def hide_password(url: str) -> str:
+    """Return `url` with its password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe_backends(environ: dict[str, str], var_dir: Path) -> str:
+    """Say in one line which database and broker the stack will use."""
+    database = environ.get("DATABASE_URL")
+    broker = environ.get("BROKER_URL")
+    db_text = hide_password(database) if database else f"SQLite per service under {var_dir}"
+    broker_text = hide_password(broker) if broker else f"filesystem broker under {var_dir}/broker"
+    return f"database: {db_text}; broker: {broker_text}"
+
+
+@dataclass
+class Stack:
+    """The processes of one step, started and watched together."""
+
+    specs: list[ProcessSpec]
+    context: Context
+    env: dict[str, str]
+    log: LogWriter
+    ready_timeout: float
+    grace: float
+    children: list[Child] = field(default_factory=list)
+    stop_signal: int | None = None
+    signals_seen: int = 0
+
+    def say(self, text: str) -> None:
+        """Print one line of the runner's own."""
+        self.log.line(RUNNER_NAME, text)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.signals_seen += 1
+        if self.stop_signal is None:
+            self.stop_signal = signum
+
+    def _child(self, spec: ProcessSpec) -> Child:
+        argv, env = spec.render(self.context)
+        argv[0] = resolve_command(argv[0])
+        return Child(
+            name=spec.name,
+            argv=argv,
+            env=self.env | env,
+            cwd=str(PROJECT_ROOT),
+            log=self.log,
+            ready_log=spec.ready_log,
+        )
+
+    def run(self) -> int:
+        """Run jobs, start and watch the services; return the exit status."""
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
+        started = time.monotonic()
+        try:
+            status = self._run_jobs()
+            if status is None:
+                status = self._run_services(started)
+        except RunnerError as exc:
+            self.say(f"error: {exc}")
+            status = 1
+        finally:
+            self._stop_all()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return status
+
+    def _run_jobs(self) -> int | None:
+        for spec in (s for s in self.specs if s.kind == "job"):
+            child = self._child(spec)
+            self.children.append(child)
+            self.say(f"running {spec.name}: {' '.join(spec.argv)}")
+            child.start()
+            while child.poll() is None:
+                if self.stop_signal is not None:
+                    self.say(f"{describe_signal(self.stop_signal)} received; stopping")
+                    return 0
+                time.sleep(0.05)
+            child.finish()
+            if child.poll() != 0:
+                self.say(f"{spec.name} {child.exit_description()}; nothing else was started")
+                return 1
+        return None
+
+    def _run_services(self, started: float) -> int:
+        services = [s for s in self.specs if s.kind == "service"]
+        pending: dict[str, tuple[ProcessSpec, Child]] = {}
+        for spec in services:
+            child = self._child(spec)
+            child.start()
+            self.children.append(child)
+            pending[spec.name] = (spec, child)
+            self.say(f"started {spec.name} (pid {child.pid}): {' '.join(child.argv[1:])}")
+        last_answer: dict[str, str] = {}
+        next_probe = 0.0
+        while pending:
+            status = self._check_stop_or_death()
+            if status is not None:
+                return status
+            probing = time.monotonic() >= next_probe
+            for name, (spec, child) in list(pending.items()):
+                if spec.ready_path and probing:
+                    url = self.context.urls[name] + spec.ready_path
+                    code, body = probe(url, timeout=1.0)
+                    last_answer[name] = f"{code} {body}" if code else body
+                    ready = code == 200
+                else:
+                    ready = child.log_said_ready.is_set()
+                if ready:
+                    del pending[name]
+                    self.say(f"ready  {name:<{self.log.width}}  {self._where(spec)}")
+            if probing:
+                next_probe = time.monotonic() + 0.2
+            if pending and time.monotonic() - started > self.ready_timeout:
+                return self._not_ready(pending, last_answer)
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+        self.say(f"all {len(services)} processes ready in {elapsed:.1f} s; Ctrl-C stops them")
+        while True:
+            status = self._check_stop_or_death()
+            if status is not None:
+                return status
+            time.sleep(0.1)
+
+    def _where(self, spec: ProcessSpec) -> str:
+        if spec.port is not None:
+            return self.context.urls[spec.name] + "/"
+        return "(no port; its log says it is ready)"
+
+    def _check_stop_or_death(self) -> int | None:
+        if self.stop_signal is not None:
+            self.say(f"{describe_signal(self.stop_signal)} received; stopping every process")
+            return 0
+        for child in self.children:
+            if child.poll() is not None and child.name in self._service_names():
+                self.say(f"{child.name} {child.exit_description()}; stopping the others")
+                return 1
+        return None
+
+    def _service_names(self) -> set[str]:
+        return {spec.name for spec in self.specs if spec.kind == "service"}
+
+    def _not_ready(
+        self, pending: dict[str, tuple[ProcessSpec, Child]], last_answer: dict[str, str]
+    ) -> int:
+        for name, (spec, child) in pending.items():
+            how = (
+                f"GET {spec.ready_path} last answered: {last_answer.get(name, 'nothing')}"
+                if spec.ready_path
+                else f"no log line matched {spec.ready_log!r}"
+            )
+            self.say(f"{name} did not become ready within {self.ready_timeout:g} s ({how})")
+            self.say(f"last lines of {name}:")
+            for line in child.last_lines:
+                self.say(f"  {line}")
+        return 1
+
+    def _stop_all(self) -> None:
+        running = [child for child in self.children if child.group_alive()]
+        if not running:
+            for child in self.children:
+                child.finish()
+            return
+        began = time.monotonic()
+        signals_before = self.signals_seen
+        stop_children(
+            self.children,
+            grace=self.grace,
+            hurry=lambda: self.signals_seen > signals_before,
+            say=self.say,
+        )
+        for child in running:
+            self.say(f"{child.name} {child.exit_description()}")
+        self.say(f"all processes stopped in {time.monotonic() - began:.1f} s")
+
+
+def importable(module: str) -> bool:
+    """Return True when `module` (dotted) can be imported."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def plan_stack(
+    args: argparse.Namespace, environ: dict[str, str]
+) -> tuple[list[ProcessSpec], Context, Path, list[str]]:
+    """Return the specs to start, their context, the var dir, and notes about what is left out."""
+    try:
+        specs = processes_for(args.step)
+    except ValueError as exc:
+        raise RunnerError(str(exc)) from None
+    known = {spec.name for spec in specs}
+    unknown = sorted(set(args.skip) - known)
+    if unknown:
+        raise RunnerError(
+            f"cannot skip {', '.join(unknown)}: "
+            f"step {args.step} has only {', '.join(sorted(known))}"
+        )
+    notes = []
+    chosen = []
+    for spec in specs:
+        if spec.name in args.skip:
+            notes.append(f"skipping {spec.name} (--skip)")
+        elif spec.requires_module and not importable(spec.requires_module):
+            notes.append(f"skipping {spec.name}: {spec.requires_module} is not installed yet")
+        else:
+            chosen.append(spec)
+    ports = {
+        spec.name: resolve_port(spec, getattr(args, f"port_{spec.name}"), environ)
+        for spec in chosen
+        if spec.port is not None
+    }
+    for spec in chosen:
+        if spec.port is not None:
+            ensure_port_free(spec.name, ports[spec.name], spec)
+    if len(set(ports.values())) != len(ports):
+        raise RunnerError(f"two processes were given the same port: {ports}")
+    context = Context(bind=LOOPBACK, ports=ports, hosts=dict.fromkeys(ports, LOOPBACK))
+    var_dir = Path(args.var_dir).resolve()
+    return chosen, context, var_dir, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `strangler up`; return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    environ = dict(os.environ)
+    out = sys.stdout
+    log = LogWriter(
+        names=[RUNNER_NAME, *(spec.name for spec in PROCESSES)],
+        stream=out,
+        colour=colour_wanted(out),
+    )
+    try:
+        specs, context, var_dir, notes = plan_stack(args, environ)
+    except RunnerError as exc:
+        print(f"strangler up: {exc}", file=sys.stderr)
+        return 2
+    var_dir.mkdir(parents=True, exist_ok=True)
+    for note in notes:
+        log.line(RUNNER_NAME, note)
+    log.line(RUNNER_NAME, f"step {args.step}; {describe_backends(environ, var_dir)}")
+    env = environ | {"STRANGLER_VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
+    stack = Stack(
+        specs=specs,
+        context=context,
+        env=env,
+        log=log,
+        ready_timeout=args.ready_timeout,
+        grace=args.grace,
+    )
+    return stack.run()
