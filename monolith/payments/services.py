@@ -125,6 +125,9 @@ def payment_create(
         record.response_body = body
         record.payment = payment
         record.save(update_fields=["response_status", "response_body", "payment"])
+        # Answer with the body as stored (jsonb orders keys its own way), so the first answer
+        # and every replay are the same bytes, not just equal JSON.
+        body = IdempotencyRecord.objects.values_list("response_body", flat=True).get(pk=record.pk)
     return PaymentAttempt(status_code=status_code, body=body, payment=payment)
 
 

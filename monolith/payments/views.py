@@ -20,8 +20,8 @@ from .idempotency import HEADER, MAX_LENGTH, idempotency_key_from, request_finge
 from .selectors import payment_get, payment_list
 from .serializers import (
     CardDeclinedSerializer,
-    PaymentErrorSerializer,
     PaymentCreateSerializer,
+    PaymentErrorSerializer,
     PaymentListQuerySerializer,
     PaymentSerializer,
 )
