@@ -14,6 +14,12 @@ DEFAULT_ITEMS = [{"sku": "BOOK-1", "quantity": 2, "unit_price": Decimal("12.50")
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Hash the fixtures' passwords cheaply: these tests are about orders, not logins."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def confirmation_apply_async():
     """Replace the confirmation task's apply_async: these tests never talk to the broker."""
     with mock.patch.object(tasks.send_order_confirmation, "apply_async") as apply_async:
