@@ -7,6 +7,8 @@ Without this parser a client could make a view parse a body of any size.
 * Limit: `settings.DATA_UPLOAD_MAX_MEMORY_SIZE` bytes (None disables it, as in Django).
 * Refusal: raises `django.core.exceptions.RequestDataTooBig`, which
   `service_kit.errors.api_exception_handler` answers with 413 `payload_too_large`.
+* Nesting: a body nested too deep for the json module (`[[[[...]]]]`) is a 400 ParseError,
+  where DRF's parser would let the RecursionError through as a 500.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import io
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 
@@ -42,4 +45,7 @@ class BoundedJSONParser(JSONParser):
                     f"Request body exceeds {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)."
                 )
             stream = io.BytesIO(body)
-        return super().parse(stream, media_type, parser_context)
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - the body is nested too deeply.") from None
