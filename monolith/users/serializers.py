@@ -102,6 +102,18 @@ class LoginSerializer(StrictInputSerializer):
     password = _password_field()
 
 
+class UserListQuerySerializer(serializers.Serializer):
+    """Query string of GET /api/users/ (`page` is the paginator's)."""
+
+    search = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=254,
+        help_text="Words that must each occur in the email or full name (any case).",
+    )
+
+
 class TokenSerializer(serializers.Serializer):
     """Output of POST /api/auth/token/: send it back as `Authorization: Bearer <token>`."""
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from service_kit.auth import BearerTokenAuthentication
+from service_kit.parsers import BoundedJSONParser
 
 from . import selectors, services
 from .serializers import (
     LoginSerializer,
     TokenSerializer,
     UserErrorSerializer,
+    UserListQuerySerializer,
     UserRegisterSerializer,
     UserSerializer,
     UserUpdateSerializer,
@@ -25,7 +26,13 @@ _ANONYMOUS = OpenApiResponse(UserErrorSerializer, description="No token, or a ba
 _NOT_STAFF = OpenApiResponse(UserErrorSerializer, description="Only staff may list users.")
 
 
-class UsersView(GenericAPIView):
+class UsersAPIView(GenericAPIView):
+    """Base of the users views: JSON bodies, bounded in size and depth."""
+
+    parser_classes = [BoundedJSONParser]
+
+
+class UsersView(UsersAPIView):
     """`/api/users/`: anyone registers (POST); staff list and search (GET)."""
 
     serializer_class = UserSerializer
@@ -37,18 +44,14 @@ class UsersView(GenericAPIView):
 
     @extend_schema(
         operation_id="users_list",
-        parameters=[
-            OpenApiParameter(
-                "search",
-                OpenApiTypes.STR,
-                description="Words that must each occur in the email or full name (any case).",
-            )
-        ],
+        parameters=[UserListQuerySerializer],
         responses={200: UserSerializer(many=True), 401: _ANONYMOUS, 403: _NOT_STAFF},
     )
     def get(self, request):
         """List users by id, paginated; staff only."""
-        users = selectors.user_list(search=request.query_params.get("search", ""))
+        query = UserListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        users = selectors.user_list(search=query.validated_data["search"])
         page = self.paginate_queryset(users)
         return self.get_paginated_response(UserSerializer(page, many=True).data)
 
@@ -65,7 +68,7 @@ class UsersView(GenericAPIView):
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-class MeView(GenericAPIView):
+class MeView(UsersAPIView):
     """`/api/users/me/`: the caller's own profile."""
 
     serializer_class = UserSerializer
@@ -90,7 +93,7 @@ class MeView(GenericAPIView):
         return Response(UserSerializer(user).data)
 
 
-class TokenLoginView(GenericAPIView):
+class TokenLoginView(UsersAPIView):
     """`/api/auth/token/`: trade email and password for an API token."""
 
     # Credentials are in the body: a stale Authorization header must not block a fresh login.
@@ -126,7 +129,7 @@ class TokenLoginView(GenericAPIView):
         return Response(TokenSerializer(token).data)
 
 
-class LogoutView(GenericAPIView):
+class LogoutView(UsersAPIView):
     """`/api/auth/logout/`: revoke the caller's token."""
 
     serializer_class = None
