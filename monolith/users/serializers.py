@@ -114,6 +114,10 @@ class UserListQuerySerializer(serializers.Serializer):
     )
 
 
+class NoBodySerializer(serializers.Serializer):
+    """Input of POST /api/auth/logout/: none; the Bearer token says who logs out."""
+
+
 class TokenSerializer(serializers.Serializer):
     """Output of POST /api/auth/token/: send it back as `Authorization: Bearer <token>`."""
 

@@ -13,6 +13,7 @@ from service_kit.parsers import BoundedJSONParser
 from . import selectors, services
 from .serializers import (
     LoginSerializer,
+    NoBodySerializer,
     TokenSerializer,
     UserErrorSerializer,
     UserListQuerySerializer,
@@ -35,12 +36,14 @@ class UsersAPIView(GenericAPIView):
 class UsersView(UsersAPIView):
     """`/api/users/`: anyone registers (POST); staff list and search (GET)."""
 
-    serializer_class = UserSerializer
-
     def get_permissions(self):
-        if self.request.method == "POST":
+        # OPTIONS describes the registration form, so it is as open as POST.
+        if self.request.method in ("POST", "OPTIONS"):
             return [permissions.AllowAny()]
         return [permissions.IsAdminUser()]
+
+    def get_serializer_class(self):
+        return UserRegisterSerializer if self.request.method == "POST" else UserSerializer
 
     @extend_schema(
         operation_id="users_list",
@@ -62,7 +65,7 @@ class UsersView(UsersAPIView):
     )
     def post(self, request):
         """Register a new account."""
-        serializer = UserRegisterSerializer(data=request.data)
+        serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = services.user_register(**serializer.validated_data)
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
@@ -132,7 +135,7 @@ class TokenLoginView(UsersAPIView):
 class LogoutView(UsersAPIView):
     """`/api/auth/logout/`: revoke the caller's token."""
 
-    serializer_class = None
+    serializer_class = NoBodySerializer
 
     @extend_schema(
         operation_id="auth_logout",

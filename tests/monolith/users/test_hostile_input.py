@@ -54,3 +54,20 @@ def test_deeply_nested_json_is_a_4xx(api_client):
     response = api_client.post("/api/users/", data=body, content_type="application/json")
 
     assert 400 <= response.status_code < 500
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/users/", "/api/users/me/", "/api/auth/token/", "/api/auth/logout/"]
+)
+def test_options_on_every_endpoint_answers_without_a_500(auth_client, url):
+    response = auth_client.options(url)
+
+    assert response.status_code == 200
+    assert "POST" in response["Allow"] or "PATCH" in response["Allow"]
+
+
+def test_options_on_registration_needs_no_token(api_client):
+    response = api_client.options("/api/users/")
+
+    assert response.status_code == 200
+    assert "email" in response.json()["actions"]["POST"]
