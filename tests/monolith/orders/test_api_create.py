@@ -296,3 +296,22 @@ def test_refused_order_schedules_no_email(
     assert response.status_code == 400
     assert callbacks == []
     confirmation_apply_async.assert_not_called()
+
+
+def test_body_nested_too_deep_is_400_not_500(auth_client):
+    response = post_raw(auth_client, '{"items": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_request"
+
+
+@pytest.mark.parametrize("sku", ["A\x00B", "\x00", "A\nB"], ids=repr)
+def test_sku_with_control_characters_is_refused(auth_client, sku):
+    response = auth_client.post(URL, with_line(sku=sku), format="json")
+    assert response.status_code == 400
+    assert list(response.json()["fields"]["items"]["0"]) == ["sku"]
+
+
+def test_unknown_top_level_fields_are_ignored(auth_client):
+    response = auth_client.post(URL, {**with_line(), "coupon": "FREE"}, format="json")
+    assert response.status_code == 201
+    assert "coupon" not in response.json()

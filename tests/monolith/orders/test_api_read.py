@@ -153,3 +153,14 @@ def test_orders_cannot_be_edited_or_deleted(auth_client, make_order, method):
     assert response.status_code == 405
     assert response.json()["error"] == "method_not_allowed"
     assert Order.objects.get(pk=order.pk).total == order.total
+
+
+def test_list_with_a_nul_byte_in_status_is_400(auth_client):
+    response = auth_client.get(URL, {"status": "paid\x00"})
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["status"]
+
+
+def test_detail_with_a_nul_byte_in_the_id_is_404(auth_client):
+    response = auth_client.get(f"{URL}%00/")
+    assert response.status_code == 404
