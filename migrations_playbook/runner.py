@@ -247,6 +247,7 @@ class Stack:
             self.children.append(child)
             pending[spec.name] = (spec, child)
             self.say(f"started {spec.name} (pid {child.pid}): {' '.join(child.argv[1:])}")
+        services_started = time.monotonic()
         last_answer: dict[str, str] = {}
         next_probe = 0.0
         while pending:
@@ -267,7 +268,7 @@ class Stack:
                     self.say(f"ready  {name:<{self.log.width}}  {self._where(spec)}")
             if probing:
                 next_probe = time.monotonic() + 0.2
-            if pending and time.monotonic() - started > self.ready_timeout:
+            if pending and time.monotonic() - services_started > self.ready_timeout:
                 return self._not_ready(pending, last_answer)
             time.sleep(0.05)
         elapsed = time.monotonic() - started
