@@ -46,7 +46,8 @@ class InvalidCredentials(DomainError):
 
 
 def _field_error(field: str, *messages: str) -> DomainError:
-    return DomainError(f"Invalid {field}.", code="validation_error", fields={field: list(messages)})
+    # Same shape as a serializer's 400, with the first reason as the headline.
+    return DomainError(messages[0], code="validation_error", fields={field: list(messages)})
 
 
 def _email_in_use(*, email: str, exclude_id: int | None = None) -> bool:

@@ -147,3 +147,13 @@ def test_registration_as_a_form_post_is_unsupported_media_type(api_client):
 
     assert response.status_code == 415
     assert response.json()["error"] == "unsupported_media_type"
+
+
+def test_a_refused_registration_headlines_the_first_reason(api_client, make_user):
+    make_user(email="dup@example.com")
+
+    response = api_client.post(
+        URL, {"email": "dup@example.com", "password": PASSWORD}, format="json"
+    )
+
+    assert response.json()["detail"] == "A user with this email address already exists."
