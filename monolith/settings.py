@@ -173,7 +173,12 @@ CELERY_TASK_QUEUES = (
         queue_arguments={"x-max-priority": 10},
     ),
 )
-CELERY_TASK_ROUTES = {"monolith.*.tasks.send_*": {"queue": "monolith.emails"}}
+# Priorities (0-10) on the emails queue: receipts before welcomes before any other mail.
+CELERY_TASK_ROUTES = {
+    "monolith.orders.tasks.send_order_confirmation": {"queue": "monolith.emails", "priority": 7},
+    "monolith.users.tasks.send_welcome_email": {"queue": "monolith.emails", "priority": 5},
+    "monolith.*.tasks.send_*": {"queue": "monolith.emails"},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # ---------------------------------------------------------------- logging

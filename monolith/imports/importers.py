@@ -93,6 +93,21 @@ def _insert(
             result.errors.append(row_error(row, key_field, conflict))
 
 
+def _taken_emails(emails: list[str]) -> set[str]:
+    """Return those of `emails` (lower-cased) that some user already has, in any case."""
+    return set(
+        get_user_model()
+        .objects.annotate(lowered=Lower("email"))
+        .filter(lowered__in=[email.lower() for email in emails])
+        .values_list("lowered", flat=True)
+    )
+
+
+def _taken_skus(skus: list[str]) -> set[str]:
+    """Return those of `skus` already in the catalogue."""
+    return set(Product.objects.filter(sku__in=skus).values_list("sku", flat=True))
+
+
 def import_users_chunk(records: list[Record], *, seen: dict[str, int]) -> ChunkResult:
     """Create the users of `records`: unusable password unless one is given (and valid)."""
     user_model = get_user_model()
@@ -118,11 +133,7 @@ def import_users_chunk(records: list[Record], *, seen: dict[str, int]) -> ChunkR
             user.set_unusable_password()
         candidates.append((row, user))
 
-    taken = set(
-        user_model.objects.annotate(lowered=Lower("email"))
-        .filter(lowered__in=[user.email.lower() for _, user in candidates])
-        .values_list("lowered", flat=True)
-    )
+    taken = _taken_emails([user.email for _, user in candidates])
     fresh = []
     for row, user in candidates:
         if user.email.lower() in taken:
@@ -147,9 +158,7 @@ def import_products_chunk(records: list[Record], *, seen: dict[str, int]) -> Chu
             (row, Product(sku=sku, name=values["name"], unit_price=values["unit_price"]))
         )
 
-    taken = set(
-        Product.objects.filter(sku__in=[p.sku for _, p in candidates]).values_list("sku", flat=True)
-    )
+    taken = _taken_skus([product.sku for _, product in candidates])
     fresh = []
     for row, product in candidates:
         if product.sku in taken:

@@ -17,15 +17,8 @@ from monolith.celery import RETRY_POLICY
 
 from .reports import sales_report_window, sales_report_write
 
-# Transactional mail goes ahead of bulk mail on the emails priority queue (0-10).
-CONFIRMATION_PRIORITY = 7
 
-
-@shared_task(
-    name="monolith.orders.tasks.send_order_confirmation",
-    priority=CONFIRMATION_PRIORITY,
-    **RETRY_POLICY,
-)
+@shared_task(name="monolith.orders.tasks.send_order_confirmation", **RETRY_POLICY)
 def send_order_confirmation(order_id: str) -> str:
     """Email the order's owner that it was placed."""
     from .models import Order

@@ -9,13 +9,8 @@ from django.core.mail import send_mail
 
 from monolith.celery import RETRY_POLICY
 
-# Below order confirmations (7): a welcome can wait, a receipt should not.
-WELCOME_PRIORITY = 5
 
-
-@shared_task(
-    name="monolith.users.tasks.send_welcome_email", priority=WELCOME_PRIORITY, **RETRY_POLICY
-)
+@shared_task(name="monolith.users.tasks.send_welcome_email", **RETRY_POLICY)
 def send_welcome_email(user_id: int) -> str:
     """Email a newly registered user a welcome; return the address written to."""
     user = get_user_model().objects.get(pk=user_id)
