@@ -22,7 +22,7 @@ from django.db import connections
 from django.utils import timezone
 
 from .conf import service_name, setting
-from .context import current_ids
+from .context import current_ids, current_origin
 from .envelope import Envelope
 from .errors import NotInTransaction, SchemaNotFound
 from .models import AggregateSequence, OutboxEvent
@@ -85,7 +85,7 @@ def event_publish(
         aggregate_id=str(aggregate_id),
         sequence=1,
         occurred_at=occurred.isoformat(),
-        origin=service_name(),
+        origin=current_origin() or service_name(),
         correlation_id=correlation_id or context_correlation or str(event_id),
         causation_id=causation_id or context_causation or "",
         payload=document,

@@ -1,0 +1,244 @@
+"""The consumer runtime of `manage.py outbox_consume --service NAME`.
+
+Per message from `<service>.events`:
+    * malformed body (not an envelope)          -> rejected: the broker moves it to the DLQ queue
+    * origin == service                        -> acked and dropped (an echo of our own change)
+    * at-least-once (default): apply (inbox + handlers + cursor in one transaction), then ack;
+        - duplicate                            -> ack, nothing happens
+        - gap (predecessor not applied yet)    -> sent to `<service>.events.wait`, comes back
+          after OUTBOX_GAP_WAIT_MS; parked after OUTBOX_GAP_MAX_WAIT_S
+        - blocked (predecessor parked)         -> parked too, replayed with it in order
+        - handler raised                       -> retry tier N+1 (growing TTL), parked after the
+          last tier; other aggregates keep flowing meanwhile
+        - payload invalid for its schema       -> parked at once (retrying cannot fix it)
+    * at-most-once: acked before the handler runs; a failure is logged and the event is gone.
+A crash anywhere before the ack redelivers the message; the inbox makes the second run a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import close_old_connections
+from kombu import Consumer, Producer
+
+from .broker import broker_connection, connection_errors
+from .conf import setting
+from .envelope import CONTENT_TYPE, Envelope
+from .errors import PayloadInvalid
+from .inbox import Outcome, dead_letter_park, event_apply
+from .models import DeadLetterReason
+from .registry import AT_MOST_ONCE, Registry, registry
+from .topology import (
+    declare_consumer,
+    retry_queue_name,
+    service_queue,
+    wait_queue_name,
+)
+
+log = logging.getLogger("outbox.consumer")
+
+ATTEMPTS_HEADER = "x-outbox-attempts"
+WAITING_SINCE_HEADER = "x-outbox-waiting-since"
+
+
+@dataclass
+class ConsumerStats:
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, what: str) -> None:
+        self.outcomes[what] = self.outcomes.get(what, 0) + 1
+
+
+def gap_max_wait_s() -> float:
+    """Return how long an out-of-order event may wait: longer than a predecessor's retries."""
+    configured = getattr_setting_or_none("OUTBOX_GAP_MAX_WAIT_S")
+    if configured is not None:
+        return float(configured)
+    return sum(setting("OUTBOX_RETRY_DELAYS_MS")) / 1000 * 1.5 + 5.0
+
+
+def getattr_setting_or_none(name: str):
+    from django.conf import settings
+
+    return getattr(settings, name, None)
+
+
+class EventConsumer:
+    """Consume one service's queue and apply its events through the registry's handlers."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        registry: Registry = registry,
+        broker_url: str | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.service = service
+        self.registry = registry
+        self.broker_url = broker_url
+        self.should_stop = should_stop
+        self.stats = ConsumerStats()
+        self.delays = list(setting("OUTBOX_RETRY_DELAYS_MS"))
+        self._connection = None
+        self._publisher = None  # a second connection with confirms, for retries and waits
+
+    # ------------------------------------------------------------------ broker plumbing
+    def _publish_to_queue(self, queue: str, body: bytes, headers: dict) -> None:
+        """Publish `body` to `queue` through the default exchange, persistent and confirmed."""
+        if self._publisher is None:
+            connection = broker_connection(self.broker_url)
+            connection.transport_options["confirm_publish"] = True
+            self._publisher = Producer(connection.default_channel)
+        self._publisher.publish(
+            body,
+            exchange="",
+            routing_key=queue,
+            headers=headers,
+            content_type=CONTENT_TYPE,
+            content_encoding="utf-8",
+            delivery_mode=2,
+            retry=True,
+            retry_policy={"max_retries": 3},
+        )
+
+    def _close(self) -> None:
+        for conn in (self._connection, self._publisher and self._publisher.connection):
+            if conn is not None:
+                # Possibly broken already; there is nothing left to release then.
+                with contextlib.suppress(Exception):
+                    conn.release()
+        self._connection = self._publisher = None
+
+    # ------------------------------------------------------------------ one message
+    def on_message(self, body, message) -> None:
+        """Handle one delivery; always ends in exactly one ack or reject."""
+        raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+        try:
+            envelope = Envelope.from_json(raw)
+        except (ValueError, TypeError, PayloadInvalid) as exc:
+            log.error("%s: rejecting a message that is not an envelope: %s", self.service, exc)
+            self.stats.count("malformed")
+            message.reject(requeue=False)
+            return
+        headers = dict(message.headers or {})
+        outcome = self.handle(envelope, headers, ack=message.ack)
+        self.stats.count(outcome)
+
+    def handle(self, envelope: Envelope, headers: dict, *, ack: Callable[[], None]) -> str:
+        """Decide and act on one envelope; `ack` is called exactly once. Return the outcome."""
+        subscriptions = self.registry.matching(self.service, envelope.type)
+        if envelope.origin == self.service:
+            ack()
+            return Outcome.ECHO
+        if subscriptions and all(s.mode == AT_MOST_ONCE for s in subscriptions):
+            ack()  # at-most-once: from here on, a failure loses the event by choice
+            try:
+                return event_apply(
+                    consumer=self.service,
+                    envelope=envelope,
+                    subscriptions=subscriptions,
+                    ordered=False,
+                )
+            except Exception:
+                log.exception(
+                    "%s: at-most-once handler failed; event %s dropped", self.service, envelope.id
+                )
+                return "dropped"
+        attempts = int(headers.get(ATTEMPTS_HEADER, 0))
+        try:
+            outcome = event_apply(
+                consumer=self.service, envelope=envelope, subscriptions=subscriptions
+            )
+        except PayloadInvalid as exc:
+            self._park(envelope, DeadLetterReason.INVALID, str(exc), attempts, ack)
+            return "parked"
+        except Exception as exc:
+            self._retry_or_park(envelope, exc, attempts, ack)
+            return "retried" if attempts < len(self.delays) else "parked"
+        if outcome == Outcome.GAP:
+            since = float(headers.get(WAITING_SINCE_HEADER, time.time()))
+            if time.time() - since > gap_max_wait_s():
+                error = f"sequence {envelope.sequence} waited {time.time() - since:.0f}s"
+                self._park(envelope, DeadLetterReason.GAP, error, attempts, ack)
+                return "parked"
+            self._publish_to_queue(
+                wait_queue_name(self.service),
+                envelope.to_json(),
+                {ATTEMPTS_HEADER: attempts, WAITING_SINCE_HEADER: since},
+            )
+        elif outcome == Outcome.BLOCKED:
+            error = "an earlier event of this aggregate is parked; replay them together"
+            self._park(envelope, DeadLetterReason.BLOCKED, error, attempts, ack)
+            return "parked"
+        ack()
+        return outcome
+
+    def _retry_or_park(self, envelope, exc, attempts, ack) -> None:
+        error = "".join(traceback.format_exception(exc))
+        if attempts < len(self.delays):
+            log.warning(
+                "%s: %s %s failed (attempt %d), retrying in %dms: %r",
+                self.service, envelope.type, envelope.id, attempts + 1,
+                self.delays[attempts], exc,
+            )  # fmt: skip
+            self._publish_to_queue(
+                retry_queue_name(self.service, attempts + 1),
+                envelope.to_json(),
+                {ATTEMPTS_HEADER: attempts + 1},
+            )
+            ack()
+        else:
+            self._park(envelope, DeadLetterReason.FAILED, error, attempts + 1, ack)
+
+    def _park(self, envelope, reason, error, attempts, ack) -> None:
+        log.error("%s: parking %s %s (%s)", self.service, envelope.type, envelope.id, reason)
+        dead_letter_park(
+            consumer=self.service, envelope=envelope, reason=reason, error=error, attempts=attempts
+        )
+        ack()
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> ConsumerStats:
+        """Consume until `should_stop()`; reconnect with backoff when the broker goes away."""
+        if not self.registry.subscriptions(self.service):
+            raise ValueError(
+                f"No handlers are registered for consumer {self.service!r}; "
+                f"known consumers: {self.registry.consumers()}."
+            )
+        backoff = 0.0
+        while not self.should_stop():
+            connection = broker_connection(self.broker_url)
+            errors = connection_errors(connection)
+            try:
+                self._connection = connection
+                connection.connect()
+                declare_consumer(
+                    connection,
+                    service=self.service,
+                    binding_keys=self.registry.binding_keys(self.service),
+                )
+                channel = connection.channel()
+                channel.basic_qos(0, int(setting("OUTBOX_CONSUMER_PREFETCH")), False)
+                queue = service_queue(self.service, self.registry.binding_keys(self.service))
+                with Consumer(channel, queues=[queue], callbacks=[self.on_message], accept=None):
+                    backoff = 0.0
+                    while not self.should_stop():
+                        with contextlib.suppress(TimeoutError):
+                            connection.drain_events(timeout=0.5)
+            except errors as exc:
+                backoff = min(float(setting("OUTBOX_RELAY_BACKOFF_MAX_S")), max(0.2, backoff * 2))
+                log.warning(
+                    "%s: broker unavailable (%r); retrying in %.1fs", self.service, exc, backoff
+                )
+                close_old_connections()
+                time.sleep(backoff)
+            finally:
+                self._close()
+        return self.stats
