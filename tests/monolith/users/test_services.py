@@ -110,3 +110,47 @@ def test_user_logout_of_a_user_without_a_token_is_harmless(user):
     services.user_logout(user=user)
 
     assert not Token.objects.filter(user=user).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_registrations_of_one_email_in_different_case_create_one_user(
+    monkeypatch,
+):
+    import threading
+
+    from django.db import connection
+
+    real = services._email_in_use
+    barrier = threading.Barrier(2, timeout=10)
+    seen: set[int] = set()
+
+    def check_after_both_arrive(**kwargs):
+        # Both threads pass the pre-check before either inserts: the unique index must decide.
+        me = threading.get_ident()
+        if me not in seen:
+            seen.add(me)
+            barrier.wait()
+            return False
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "_email_in_use", check_after_both_arrive)
+    outcomes: list[object] = []
+
+    def register(email):
+        try:
+            outcomes.append(services.user_register(email=email, password=PASSWORD))
+        except DomainError as exc:
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=register, args=(e,)) for e in ("race@x.com", "RACE@x.com")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+
+    assert sorted(type(o).__name__ for o in outcomes) == ["DomainError", "User"]
+    refused = next(o for o in outcomes if isinstance(o, DomainError))
+    assert refused.fields == {"email": [services.EMAIL_TAKEN]}
+    assert User.objects.filter(email__iexact="race@x.com").count() == 1
