@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rest_framework import status
 
-from service_kit.errors import UpstreamUnavailable
+from service_kit.errors import InvalidTransition, UpstreamUnavailable
 
 
 class ProviderTimedOut(UpstreamUnavailable):
@@ -20,3 +20,13 @@ class ProviderTimedOut(UpstreamUnavailable):
 class ProviderFailed(UpstreamUnavailable):
     status_code = status.HTTP_502_BAD_GATEWAY
     code = "provider_error"
+
+
+class OrderNotPending(InvalidTransition):
+    """An order that is not pending cannot be paid; the body says which state it is in."""
+
+    def __init__(self, *, order_id, current: str):
+        super().__init__("order", current, "paid")
+        self.detail = (
+            f"Order {order_id} is '{current}', not 'pending': only a pending order can be paid."
+        )

@@ -34,10 +34,10 @@ from rest_framework import status
 
 from monolith.orders.models import Order, OrderStatus
 from monolith.orders.services import order_lock, order_mark_paid, order_mark_refunded
-from monolith.orders.states import assert_transition
+from monolith.orders.states import assert_transition, can_transition
 from service_kit.errors import Conflict, IdempotencyMismatch, InvalidTransition, NotFound
 
-from .errors import ProviderFailed, ProviderTimedOut
+from .errors import OrderNotPending, ProviderFailed, ProviderTimedOut
 from .idempotency import HEADER
 from .models import IdempotencyRecord, Payment, PaymentStatus
 from .provider import ChargeResult, PaymentProvider, ProviderError, ProviderTimeout, get_provider
@@ -68,7 +68,7 @@ def payment_create(
 
     Returns 201 with the payment (order now paid) or 402 card_declined (a failed payment is
     recorded, the order stays pending); both are stored and replayed for the same key. Raises
-    NotFound (404), InvalidTransition (409, order not pending), IdempotencyMismatch (422, same
+    NotFound (404), OrderNotPending (409), IdempotencyMismatch (422, same
     key, different request) or ProviderTimedOut (504, nothing stored).
     """
     with transaction.atomic():
@@ -89,7 +89,8 @@ def payment_create(
             )
 
         order = _owned_order_lock(user=user, order_id=order_id)
-        assert_transition(current=order.status, target=OrderStatus.PAID)
+        if not can_transition(order.status, OrderStatus.PAID):
+            raise OrderNotPending(order_id=order.pk, current=order.status)
         provider = get_provider()
         result = _charge(
             provider=provider,
