@@ -11,6 +11,12 @@ from rest_framework.test import APIClient
 _emails = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Hash passwords with MD5 in tests: PBKDF2's deliberate slowness is not under test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     """An anonymous API client."""
