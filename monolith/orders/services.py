@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 CENTS = Decimal("0.01")
 # Order.total is NUMERIC(12, 2): ten integer digits. A bigger sum is refused, never truncated.
 MAX_ORDER_TOTAL = Decimal("9999999999.99")
-CONFIRMATION_EMAIL_PRIORITY = 5
+CONFIRMATION_EMAIL_PRIORITY = 7  # receipts go ahead of welcome emails (5)
 
 
 def order_lock(*, order_id: uuid.UUID | str) -> Order:

@@ -284,7 +284,7 @@ def test_placed_order_schedules_its_confirmation_email(
     assert response.status_code == 201
     assert len(callbacks) == 1
     confirmation_apply_async.assert_called_once_with(
-        kwargs={"order_id": response.json()["id"]}, priority=5
+        kwargs={"order_id": response.json()["id"]}, priority=7
     )
 
 

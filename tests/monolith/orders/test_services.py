@@ -68,7 +68,7 @@ def test_order_create_queues_the_confirmation_email_after_commit(
     confirmation_apply_async.assert_not_called()
     assert len(callbacks) == 1
     callbacks[0]()
-    confirmation_apply_async.assert_called_once_with(kwargs={"order_id": str(order.id)}, priority=5)
+    confirmation_apply_async.assert_called_once_with(kwargs={"order_id": str(order.id)}, priority=7)
 
 
 def test_order_rolled_back_never_queues_its_confirmation_email(
