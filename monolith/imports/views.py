@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
@@ -19,8 +20,12 @@ class ImportJobCreateApi(APIView):
     # A file upload, unlike the rest of the API, which speaks JSON only.
     parser_classes = [MultiPartParser]
 
+    # Room for the multipart envelope and the `kind` field around the file itself.
+    ENVELOPE_BYTES = 64 * 1024
+
     @extend_schema(request=ImportUploadSerializer, responses={202: ImportJobSerializer})
     def post(self, request):
+        self._refuse_oversized(request)
         upload = ImportUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         job = import_job_create(
@@ -35,6 +40,23 @@ class ImportJobCreateApi(APIView):
             status=status.HTTP_202_ACCEPTED,
             headers={"Location": location},
         )
+
+    def _refuse_oversized(self, request) -> None:
+        """Refuse a body that cannot hold an acceptable file before it is read and spooled."""
+        limit = settings.STRANGLER_IMPORT_MAX_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit + self.ENVELOPE_BYTES:
+            raise serializers.ValidationError(
+                {
+                    "file": [
+                        f"is part of a {length}-byte upload; an import file may have at most "
+                        f"{limit} bytes."
+                    ]
+                }
+            )
 
 
 class ImportJobDetailApi(APIView):

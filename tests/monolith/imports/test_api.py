@@ -132,6 +132,17 @@ def test_upload_over_the_size_limit_is_refused(staff_client, settings):
     assert message == f"is {len(PRODUCTS) + 30} bytes; an import file may have at most 40 bytes."
 
 
+def test_upload_far_over_the_limit_is_refused_before_it_is_read(staff_client, settings):
+    settings.STRANGLER_IMPORT_MAX_BYTES = 1000
+    big = PRODUCTS + b"X,x,1\n" * 20_000
+
+    message = refused(post(staff_client, kind="products", file=upload(big)), "file")
+
+    assert message.startswith("is part of a ")
+    assert message.endswith("an import file may have at most 1000 bytes.")
+    assert not ImportJob.objects.exists()
+
+
 def test_json_body_is_refused_as_unsupported_media(staff_client):
     response = staff_client.post(URL, {"kind": "users"}, format="json")
 
