@@ -15,10 +15,10 @@ provider's timeout. The partial unique constraint `payments_one_success_per_orde
 the lock; if it ever fires, the charge is refunded at once and the client gets 409.
 
 Stored for replay: 201 (succeeded) and 402 (declined), the outcomes of a charge the provider
-decided. Not stored, so the same key may be retried: 4xx raised before charging (404, 409) and
-provider timeouts (504), which roll the whole transaction back. The charge `reference` sent to
-the provider is derived from (user, key, order), so a retry after a timeout is deduplicated by
-a real provider too.
+decided. Not stored, so the same key may be retried: 4xx raised before charging (404, 409, 422)
+and provider failures (502) and timeouts (504), which roll the whole transaction back. The
+charge `reference` sent to the provider is derived from (user, key, order), so a retry after a
+timeout is deduplicated by a real provider too.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def payment_create(
 
     Returns 201 with the payment (order now paid) or 402 card_declined (a failed payment is
     recorded, the order stays pending); both are stored and replayed for the same key. Raises
-    NotFound (404), OrderNotPending (409), IdempotencyMismatch (422, same
-    key, different request) or ProviderTimedOut (504, nothing stored).
+    NotFound (404), OrderNotPending (409), IdempotencyMismatch (422, same key, different
+    request), ProviderFailed (502) or ProviderTimedOut (504); after a raise nothing is stored.
     """
     with transaction.atomic():
         record, _ = IdempotencyRecord.objects.select_for_update().get_or_create(

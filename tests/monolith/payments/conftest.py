@@ -17,6 +17,12 @@ _keys = itertools.count(1)
 
 
 @pytest.fixture(autouse=True)
+def fast_passwords(settings) -> None:
+    """Hash test users' passwords cheaply: these tests are about money, not logins."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def provider(settings) -> type[RecordingProvider]:
     """Make every payment in these tests go through the counting provider, instantly."""
     settings.STRANGLER_PAYMENT_PROVIDER = "tests.monolith.payments.recording.RecordingProvider"
