@@ -15,10 +15,11 @@ OUR_TASKS = [
 ]
 
 
-def test_every_task_of_ours_is_registered_with_the_retry_policy():
+def test_every_monolith_task_is_registered_with_the_retry_policy():
     celery_app.loader.import_default_modules()
     ours = sorted(name for name in celery_app.tasks if name.startswith("monolith."))
-    assert ours == sorted(OUR_TASKS)
+    assert set(OUR_TASKS) <= set(ours)
+    # Any task added later is held to the same policy.
     for name in ours:
         task = celery_app.tasks[name]
         assert task.autoretry_for == TRANSIENT_ERRORS, name
