@@ -1,0 +1,267 @@
+"""The admin API under ``/_strangler/``: routes, changes, registry, diffs, metrics, dashboard.
+
+| method and path | what |
+|---|---|
+| GET  /_strangler/ | the dashboard page |
+| GET  /_strangler/healthz | the proxy is alive |
+| GET  /_strangler/routes | the route table in force (with its version) |
+| PUT  /_strangler/routes | replace the whole table (JSON body shaped like the file) |
+| GET  /_strangler/routes/{name} | one route |
+| PATCH /_strangler/routes/{name} | change fields of one route, e.g. ``{"mode": "shadow"}`` |
+| POST /_strangler/reload | re-read the route file |
+| GET  /_strangler/changes | who changed the table, when, from what to what |
+| GET  /_strangler/metrics | Prometheus text |
+| GET  /_strangler/registry | registered and static instances with health and breaker state |
+| POST /_strangler/registry | register or heartbeat ``{"service", "url", "ttl"}`` |
+| DELETE /_strangler/registry | deregister ``{"service", "url"}`` |
+| GET  /_strangler/diffs[?route=R] | stored diffs and the diff rate per route |
+| GET  /_strangler/diffs/{id} | one diff: request, both answers, differing paths |
+| GET  /_strangler/diffs/{id}/curl | curl commands that replay it against each side |
+
+Writes require ``Authorization: Bearer $STRANGLER_ADMIN_TOKEN`` when that is set; the change log
+records ``X-Strangler-Actor`` (or the client address) as who.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .routes import RouteTableError, table_from_dict
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+PREFIX = "/_strangler"
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    resp = web.Response(
+        status=status, text=json.dumps(data, indent=1, default=str), content_type="application/json"
+    )
+    resp.headers["X-Strangler-Upstream"] = "proxy"
+    return resp
+
+
+def _error(status: int, code: str, detail: str, fields: dict | None = None) -> web.Response:
+    return _json({"error": code, "detail": detail, "fields": fields or {}}, status)
+
+
+async def _body(request: web.BaseRequest) -> dict:
+    try:
+        data = json.loads(await request.read() or b"{}")
+    except ValueError as exc:
+        raise _Refused(_error(400, "invalid_json", f"The body is not JSON: {exc}.")) from None
+    if not isinstance(data, dict):
+        raise _Refused(
+            _error(
+                400, "invalid_json", f"The body must be a JSON object, got {type(data).__name__}."
+            )
+        )
+    return data
+
+
+class _Refused(Exception):
+    def __init__(self, response: web.Response):
+        self.response = response
+
+
+def _actor(request: web.BaseRequest) -> str:
+    return request.headers.get("X-Strangler-Actor") or f"admin@{request.remote}"
+
+
+def _check_write(gateway: Gateway, request: web.BaseRequest) -> None:
+    token = gateway.config.admin_token
+    if not token:
+        return
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise _Refused(
+            _error(
+                401,
+                "not_authenticated",
+                "Admin writes need 'Authorization: Bearer <STRANGLER_ADMIN_TOKEN>'.",
+            )
+        )
+
+
+async def handle(gateway: Gateway, request: web.BaseRequest, path: str) -> web.StreamResponse:
+    """Serve one admin request."""
+    parts = [p for p in path[len(PREFIX) :].split("/") if p]
+    method = request.method
+    try:
+        if method not in {"GET", "HEAD"}:
+            _check_write(gateway, request)
+        return await _dispatch(gateway, request, method, parts)
+    except _Refused as refused:
+        return refused.response
+
+
+async def _dispatch(
+    gateway: Gateway, request: web.BaseRequest, method: str, parts: list[str]
+) -> web.StreamResponse:
+    head = parts[0] if parts else ""
+    if not parts and method == "GET":
+        page = (
+            resources.files("strangler_proxy")
+            .joinpath("dashboard.html")
+            .read_text(encoding="utf-8")
+        )
+        return web.Response(
+            text=page, content_type="text/html", headers={"X-Strangler-Upstream": "proxy"}
+        )
+    if head == "healthz" and method == "GET":
+        return _json({"status": "ok", "table_version": gateway.table.version})
+    if head == "metrics" and method == "GET":
+        breakers = {
+            i.url: i.breaker.state for pool in gateway.pools.values() for i in pool.instances
+        }
+        resp = web.Response(text=gateway.metrics.render(breakers), content_type="text/plain")
+        resp.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+        return resp
+    if head == "routes":
+        return await _routes(gateway, request, method, parts[1:])
+    if head == "reload" and method == "POST":
+        try:
+            gateway.table_reload(actor=_actor(request))
+        except RouteTableError as exc:
+            return _error(400, "invalid_route_table", str(exc), {"routes": exc.problems})
+        return _json(gateway.table.as_dict())
+    if head == "changes" and method == "GET":
+        return _json({"changes": list(gateway.changes)})
+    if head == "registry":
+        return await _registry(gateway, request, method, parts[1:])
+    if head == "diffs" and method == "GET":
+        return _diffs(gateway, request, parts[1:])
+    if head == "noise" and method == "GET":
+        return _json({route: sorted(paths) for route, paths in gateway.shadow.noise.items()})
+    return _error(404, "not_found", f"No admin endpoint {method} {request.path}.")
+
+
+async def _routes(gateway: Gateway, request, method: str, rest: list[str]) -> web.Response:
+    table = gateway.table
+    if not rest:
+        if method == "GET":
+            return _json(table.as_dict())
+        if method == "PUT":
+            data = await _body(request)
+            try:
+                new = table_from_dict(data, monolith_url=gateway.config.monolith_url)
+            except RouteTableError as exc:
+                return _error(400, "invalid_route_table", str(exc), {"routes": exc.problems})
+            gateway.table_swap(new=new, actor=_actor(request), reason="replace table")
+            return _json(gateway.table.as_dict())
+        return _error(405, "method_not_allowed", f"{method} is not allowed on routes.")
+    name = rest[0]
+    route = table.route(name)
+    if route is None:
+        return _error(
+            404, "not_found", f"No route named {name!r}.", {"route": f"unknown route {name!r}"}
+        )
+    if method == "GET":
+        return _json(route.as_dict())
+    if method in {"PATCH", "POST"}:
+        changes = await _body(request)
+        if "name" in changes and changes["name"] != name:
+            return _error(
+                400, "invalid_route_table", "A route cannot be renamed.", {"name": "cannot change"}
+            )
+        try:
+            new = table.with_route(name, changes)
+        except RouteTableError as exc:
+            return _error(400, "invalid_route_table", str(exc), {"routes": exc.problems})
+        gateway.table_swap(
+            new=new,
+            actor=_actor(request),
+            reason=f"set {name} {json.dumps(changes, sort_keys=True)}",
+        )
+        return _json(gateway.table.route(name).as_dict())
+    return _error(405, "method_not_allowed", f"{method} is not allowed on a route.")
+
+
+async def _registry(gateway: Gateway, request, method: str, rest: list[str]) -> web.Response:
+    registry = gateway.registry
+    if method == "GET":
+        if rest:
+            return _json(
+                {"service": rest[0], "instances": await registry.instances(service=rest[0])}
+            )
+        pools = {
+            name: [i.as_dict() for i in pool.instances] for name, pool in gateway.pools.items()
+        }
+        return _json(
+            {"backend": registry.backend, "registered": await registry.snapshot(), "pools": pools}
+        )
+    data = await _body(request)
+    service, url = data.get("service"), data.get("url")
+    fields = {}
+    if not isinstance(service, str) or not service:
+        fields["service"] = "required: the service name"
+    if not isinstance(url, str) or not url:
+        fields["url"] = "required: the instance's http:// URL"
+    ttl = data.get("ttl", 10)
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        fields["ttl"] = f"must be a number of seconds, got {ttl!r}"
+    if fields:
+        return _error(400, "invalid", "The registration is incomplete.", fields)
+    try:
+        if method == "POST":
+            await registry.register(service=service, url=url, ttl=float(ttl))
+        elif method == "DELETE":
+            await registry.deregister(service=service, url=url)
+        else:
+            return _error(405, "method_not_allowed", f"{method} is not allowed on the registry.")
+    except ValueError as exc:
+        return _error(400, "invalid", str(exc), {"url": str(exc)})
+    return _json({"service": service, "instances": await registry.instances(service=service)})
+
+
+def _diffs(gateway: Gateway, request, rest: list[str]) -> web.Response:
+    store = gateway.shadow.store
+    metrics = gateway.metrics
+    if not rest:
+        route = request.query.get("route")
+        diffs = store.list(route)
+        routes = sorted({r for r, _ in metrics.shadow})
+        rates = {
+            r: {
+                "compared": metrics.shadow.get((r, "same"), 0) + metrics.shadow.get((r, "diff"), 0),
+                "diffs": metrics.shadow.get((r, "diff"), 0),
+                "errors": metrics.shadow.get((r, "error"), 0),
+                "skipped": metrics.shadow.get((r, "skipped"), 0),
+                "diff_rate": metrics.diff_rate(r),
+            }
+            for r in routes
+            if route is None or r == route
+        }
+        summary = [
+            {
+                "id": d.id,
+                "route": d.route,
+                "at": d.at,
+                "method": d.method,
+                "target": d.target,
+                "paths": d.paths,
+            }
+            for d in diffs
+        ]
+        return _json({"routes": rates, "diffs": summary})
+    try:
+        diff_id = int(rest[0])
+    except ValueError:
+        return _error(
+            400,
+            "invalid",
+            f"Diff id must be an integer, got {rest[0]!r}.",
+            {"id": "not an integer"},
+        )
+    diff = store.get(diff_id)
+    if diff is None:
+        return _error(404, "not_found", f"No diff {diff_id} (only the latest per route are kept).")
+    if len(rest) > 1 and rest[1] == "curl":
+        return _json(diff.curl())
+    return _json(diff.as_dict())

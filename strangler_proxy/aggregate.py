@@ -1,0 +1,83 @@
+"""The user overview: profile, recent orders and payments in one response, fetched in parallel.
+
+Each part goes to whichever half serves its path under the route table in force (canary routes
+stay sticky per user). A part that fails (connect error, timeout, 5xx, non-JSON) is ``null`` and
+named in ``errors``, and the response says ``"partial": true``; a 401 from the profile part is
+returned as the answer, since nothing else can succeed for that caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .headers import REQUEST_ID, UPSTREAM
+from .identity import HEADER as IDENTITY_HEADER
+from .identity import identity_sign
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+PARTS = {
+    "profile": "/api/users/me/",
+    "orders": "/api/orders/",
+    "payments": "/api/payments/",
+}
+
+
+async def overview(
+    gateway: Gateway, request: web.BaseRequest, *, table, rid: str, identity
+) -> web.Response:
+    """Return the caller's overview, degraded to a partial answer when a part fails."""
+    headers = {"Accept": "application/json", REQUEST_ID: rid}
+    if "Authorization" in request.headers:
+        headers["Authorization"] = request.headers["Authorization"]
+    if identity is not None and gateway.config.identity_secret:
+        headers[IDENTITY_HEADER] = identity_sign(
+            identity=identity,
+            secret=gateway.config.identity_secret,
+            ttl=gateway.config.identity_ttl,
+        )
+
+    async def part(name: str, path: str):
+        found = table.match("GET", path, request.headers)
+        if found is None:
+            raise LookupError(f"no route serves GET {path}")
+        route = found[0]
+        service = gateway.choose_target(route, identity, request.remote)
+        (status, _, body), _ = await gateway.fetch(
+            service=service, method="GET", target=path, headers=headers, route=route
+        )
+        return service, status, body
+
+    names = list(PARTS)
+    results = await asyncio.gather(*(part(n, PARTS[n]) for n in names), return_exceptions=True)
+    data: dict = {"partial": False, "errors": {}, "served_by": {}}
+    for name, result in zip(names, results, strict=True):
+        data[name] = None
+        if isinstance(result, BaseException):
+            data["errors"][name] = (
+                getattr(result, "detail", None) or f"{result.__class__.__name__}: {result}"
+            )
+            continue
+        service, status, body = result
+        data["served_by"][name] = service
+        if name == "profile" and status in {401, 403}:
+            resp = web.Response(status=status, body=body, content_type="application/json")
+            resp.headers[UPSTREAM] = service
+            return resp
+        if status >= 400:
+            data["errors"][name] = f"{service} answered {status}"
+            continue
+        try:
+            data[name] = json.loads(body)
+        except ValueError:
+            data["errors"][name] = f"{service} answered with non-JSON"
+    data["partial"] = bool(data["errors"])
+    resp = web.Response(text=json.dumps(data), content_type="application/json")
+    resp.headers[UPSTREAM] = "aggregate"
+    resp.headers[REQUEST_ID] = rid
+    return resp

@@ -1,0 +1,86 @@
+"""Authentication at the edge: validate a client's Bearer token once, then vouch for the user.
+
+The monolith's tokens are opaque DRF tokens, so the proxy asks the monolith who a token belongs
+to (``GET /api/users/me/`` with the token) and caches the answer: a known user for
+``auth_cache_ttl`` seconds, an unknown token for a fifth of that. Concurrent requests with the
+same new token share one lookup. A token the monolith refuses yields no identity: the request
+still goes upstream, which answers 401 itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+import aiohttp
+
+from .identity import Identity
+
+ME_PATH = "/api/users/me/"
+
+
+class EdgeAuth:
+    """Resolve Bearer tokens to identities through the monolith, with a TTL cache."""
+
+    def __init__(self, *, ttl: float, max_entries: int = 10_000):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._cache: dict[str, tuple[float, Identity | None]] = {}
+        self._pending: dict[str, asyncio.Future] = {}
+        self.lookups = 0
+
+    async def identify(
+        self, *, authorization: str, session: aiohttp.ClientSession, monolith_url: str
+    ) -> Identity | None:
+        """Return the identity behind `authorization` (``Bearer <token>``), or None."""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        key = hashlib.sha256(token.strip().encode()).hexdigest()
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            identity = await self._lookup(authorization, session, monolith_url)
+            ttl = self.ttl if identity is not None else self.ttl / 5
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()  # crude but bounded: a burst of new tokens costs lookups only
+            self._cache[key] = (time.monotonic() + ttl, identity)
+            future.set_result(identity)
+            return identity
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            del self._pending[key]
+
+    async def _lookup(self, authorization: str, session: aiohttp.ClientSession, monolith_url: str):
+        self.lookups += 1
+        timeout = aiohttp.ClientTimeout(total=5)
+        try:
+            async with session.get(
+                monolith_url + ME_PATH,
+                headers={"Authorization": authorization, "Accept": "application/json"},
+                timeout=timeout,
+                allow_redirects=False,
+            ) as resp:
+                if resp.status != 200:
+                    return None
+                data = await resp.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("id") is None:
+            return None
+        return Identity(
+            user_id=str(data["id"]),
+            email=str(data.get("email") or ""),
+            is_staff=bool(data.get("is_staff", False)),
+        )

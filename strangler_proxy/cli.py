@@ -1,0 +1,193 @@
+"""``strangler proxy``: run the gateway, or talk to a running one's admin API.
+
+    strangler proxy [--routes FILE] [--host H] [--port P] [--workers N]
+    strangler proxy check FILE                 validate a route table file
+    strangler proxy routes [--url URL]         list the routes in force
+    strangler proxy routes set ROUTE MODE      switch one route's mode (atomic)
+
+With no arguments it serves the step-0 table on 127.0.0.1:8000 (STRANGLER_PROXY_PORT): every path
+to the monolith at STRANGLER_MONOLITH_URL (http://127.0.0.1:8001).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+import urllib.error
+import urllib.request
+
+from .config import ConfigError, ProxyConfig
+from .routes import RouteTableError, table_from_file
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="strangler proxy", description="Run the strangler routing gateway."
+    )
+    parser.add_argument(
+        "--routes", help="route table file (.toml/.yaml); default: STRANGLER_ROUTES or step 0"
+    )
+    parser.add_argument("--host", help="listen address (STRANGLER_PROXY_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (STRANGLER_PROXY_PORT, 8000)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
+    )
+    return parser
+
+
+def _admin_url(args: list[str]) -> tuple[str, list[str]]:
+    url = (
+        os.environ.get("STRANGLER_PROXY_URL")
+        or f"http://127.0.0.1:{os.environ.get('STRANGLER_PROXY_PORT', '8000')}"
+    )
+    if "--url" in args:
+        at = args.index("--url")
+        url = args[at + 1]
+        args = args[:at] + args[at + 2 :]
+    return url.rstrip("/"), args
+
+
+def _call(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    if not url.startswith("http://"):
+        raise urllib.error.URLError(f"admin URL must be http://, got {url!r}")
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    token = os.environ.get("STRANGLER_ADMIN_TOKEN")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("X-Strangler-Actor", f"cli:{os.environ.get('USER', 'unknown')}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (http only)
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def routes_main(argv: list[str]) -> int:
+    """List routes, or ``set ROUTE MODE``, through a running proxy's admin API."""
+    base, args = _admin_url(list(argv))
+    try:
+        if not args:
+            status, data = _call("GET", f"{base}/_strangler/routes")
+            if status != 200:
+                print(json.dumps(data), file=sys.stderr)
+                return 1
+            print(f"route table v{data['version']}")
+            for route in data["routes"]:
+                where = route.get("path") or f"{route.get('prefix')}*"
+                methods = ",".join(route.get("methods") or ["*"])
+                name, mode, service = route["name"], route["mode"], route["service"]
+                print(f"  {name:<24} {mode:<12} {service:<12} {methods:<10} {where}")
+            return 0
+        if len(args) == 3 and args[0] == "set":
+            status, data = _call("PATCH", f"{base}/_strangler/routes/{args[1]}", {"mode": args[2]})
+            if status != 200:
+                print(f"strangler proxy: {data.get('detail', data)}", file=sys.stderr)
+                return 1
+            print(f"{data['name']}: mode {data['mode']} (service {data['service']})")
+            return 0
+    except urllib.error.URLError as exc:
+        print(f"strangler proxy: cannot reach the proxy at {base}: {exc.reason}", file=sys.stderr)
+        return 1
+    print("usage: strangler proxy routes [--url URL] | routes set ROUTE MODE", file=sys.stderr)
+    return 2
+
+
+def _check(args: list[str], monolith_url: str) -> int:
+    if len(args) != 1:
+        print("usage: strangler proxy check FILE", file=sys.stderr)
+        return 2
+    try:
+        table = table_from_file(args[0], monolith_url=monolith_url)
+    except RouteTableError as exc:
+        for problem in exc.problems:
+            print(f"invalid: {problem}", file=sys.stderr)
+        return 1
+    print(f"ok: {len(table.routes)} routes, {len(table.services)} services")
+    return 0
+
+
+async def _serve(config: ProxyConfig, *, reuse_port: bool) -> None:
+    from .gateway import Gateway
+
+    gateway = Gateway(config=config)
+    port = await gateway.start(reuse_port=reuse_port)
+    logging.getLogger("strangler_proxy").info(
+        "strangler proxy on http://%s:%s (table v%s, %d routes, pid %s)",
+        config.host, port, gateway.table.version, len(gateway.table.routes), os.getpid(),
+    )  # fmt: skip
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gateway.close()
+
+
+def _run(config: ProxyConfig, *, reuse_port: bool) -> None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional: the stock loop works, just slower
+        asyncio.run(_serve(config, reuse_port=reuse_port))
+    else:
+        uvloop.run(_serve(config, reuse_port=reuse_port))
+
+
+def main(argv: list[str]) -> int:
+    """Run `strangler proxy ...`; return the exit status."""
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        config = ProxyConfig.from_env()
+    except ConfigError as exc:
+        print(f"strangler proxy: {exc}", file=sys.stderr)
+        return 2
+    if argv and argv[0] == "routes":
+        return routes_main(argv[1:])
+    if argv and argv[0] == "check":
+        return _check(argv[1:], config.monolith_url)
+    args = _parser().parse_args(argv)
+    overrides = {
+        k: v
+        for k, v in {"routes_file": args.routes, "host": args.host, "port": args.port}.items()
+        if v is not None
+    }
+    config = dataclasses.replace(config, **overrides)
+    if config.routes_file:
+        code = _check([config.routes_file], config.monolith_url)
+        if code:
+            return code
+    if args.workers <= 1:
+        _run(config, reuse_port=False)
+        return 0
+    children = []
+    for _ in range(args.workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _run(config, reuse_port=True)
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def forward(signum, _frame):
+        for child in children:
+            os.kill(child, signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    status = 0
+    for child in children:
+        _, code = os.waitpid(child, 0)
+        status = status or os.waitstatus_to_exitcode(code)
+    return status

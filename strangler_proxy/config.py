@@ -1,0 +1,79 @@
+"""The proxy's settings, read once from the environment by the command line.
+
+| variable | default | meaning |
+|---|---|---|
+| STRANGLER_PROXY_HOST | 127.0.0.1 | address to listen on |
+| STRANGLER_PROXY_PORT | 8000 | port to listen on |
+| STRANGLER_MONOLITH_URL | http://127.0.0.1:8001 | the monolith, when the table does not name it |
+| STRANGLER_ROUTES | (none: step-0 table) | TOML/YAML route table file |
+| REDIS_URL | (none: in-process) | shared registry and rate limits |
+| STRANGLER_IDENTITY_SECRET | (none: identity not forwarded) | HMAC key for identity headers |
+| STRANGLER_IDENTITY_TTL | 60 | seconds a signed identity stays valid |
+| STRANGLER_AUTH_CACHE_TTL | 30 | seconds a validated token is trusted |
+| STRANGLER_SHADOW_CONCURRENCY | 32 | shadow requests in flight at most |
+| STRANGLER_ADMIN_TOKEN | (none: admin open) | Bearer token the admin API's writes require |
+| STRANGLER_ACCESS_LOG | 1 | one JSON line per request on stdout |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(RuntimeError):
+    """A setting in the environment cannot be read."""
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name) or str(default)
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"Config {name!r} must be an integer, got {raw!r}.") from None
+
+
+def _float(env: dict, name: str, default: float) -> float:
+    raw = env.get(name) or str(default)
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"Config {name!r} must be a number, got {raw!r}.") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """Everything the gateway needs to start."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    monolith_url: str = "http://127.0.0.1:8001"
+    routes_file: str | None = None
+    redis_url: str | None = None
+    identity_secret: str | None = None
+    identity_ttl: int = 60
+    auth_cache_ttl: float = 30.0
+    shadow_concurrency: int = 32
+    shadow_body_limit: int = 1 << 20
+    admin_token: str | None = None
+    access_log: bool = True
+    body_idle_timeout: float = 10.0
+    aggregate_path: str = "/api/overview/"
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> ProxyConfig:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            host=env.get("STRANGLER_PROXY_HOST") or "127.0.0.1",
+            port=_int(env, "STRANGLER_PROXY_PORT", 8000),
+            monolith_url=(env.get("STRANGLER_MONOLITH_URL") or "http://127.0.0.1:8001").rstrip("/"),
+            routes_file=env.get("STRANGLER_ROUTES") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            identity_secret=env.get("STRANGLER_IDENTITY_SECRET") or None,
+            identity_ttl=_int(env, "STRANGLER_IDENTITY_TTL", 60),
+            auth_cache_ttl=_float(env, "STRANGLER_AUTH_CACHE_TTL", 30.0),
+            shadow_concurrency=_int(env, "STRANGLER_SHADOW_CONCURRENCY", 32),
+            admin_token=env.get("STRANGLER_ADMIN_TOKEN") or None,
+            access_log=(env.get("STRANGLER_ACCESS_LOG") or "1").lower()
+            not in {"0", "false", "no", "off"},
+        )

@@ -1,0 +1,176 @@
+"""Shadow traffic: mirror safe requests to the candidate off the request path and compare.
+
+* Supports: GET, HEAD, OPTIONS only (writes reach the new half through events, never blindly).
+* Off the request path: the client already has the monolith's answer when the mirror starts.
+* Bounded: at most `concurrency` mirrors in flight; beyond that a mirror is skipped and counted,
+  so a slow candidate never slows users or piles up work.
+* Noise learning: a sample (``compare.noise_sample``) of requests also goes a second time to the
+  monolith; paths that differ between the two monolith answers are learned as the route's noise.
+* Diffs are kept in memory, the latest ``per_route`` per route, with the request, both answers
+  and the differing paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import shlex
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .compare import compare_responses, generalise
+from .routes import MONOLITH, Route
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+@dataclass(slots=True)
+class Diff:
+    """One shadow comparison whose answers differed."""
+
+    id: int
+    route: str
+    at: float
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    monolith_url: str
+    candidate_url: str
+    monolith: dict[str, Any]
+    candidate: dict[str, Any]
+    paths: list[str]
+    noise: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def curl(self) -> dict[str, str]:
+        """Return curl commands that replay the request against each side."""
+
+        def command(base: str) -> str:
+            parts = ["curl", "-sS", "-i", "-X", self.method]
+            for name, value in self.headers:
+                parts += ["-H", f"{name}: {value}"]
+            parts.append(base + self.target)
+            return " ".join(shlex.quote(p) for p in parts)
+
+        return {"monolith": command(self.monolith_url), "candidate": command(self.candidate_url)}
+
+
+def _answer_dict(answer: Answer) -> dict[str, Any]:
+    status, headers, body = answer
+    text = body.decode("utf-8", errors="replace")
+    return {"status": status, "headers": headers, "body": text}
+
+
+class DiffStore:
+    """The latest diffs per route, and lookup by id."""
+
+    def __init__(self, per_route: int = 100):
+        self.per_route = per_route
+        self._by_route: dict[str, deque[Diff]] = {}
+        self._ids = itertools.count(1)
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def add(self, diff: Diff) -> None:
+        self._by_route.setdefault(diff.route, deque(maxlen=self.per_route)).append(diff)
+
+    def list(self, route: str | None = None) -> list[Diff]:
+        if route is not None:
+            return list(self._by_route.get(route, ()))
+        return [d for q in self._by_route.values() for d in q]
+
+    def get(self, diff_id: int) -> Diff | None:
+        for queue in self._by_route.values():
+            for diff in queue:
+                if diff.id == diff_id:
+                    return diff
+        return None
+
+
+class ShadowRunner:
+    """Schedule mirrors within a concurrency cap and record their comparisons."""
+
+    def __init__(self, gateway: Gateway, *, concurrency: int):
+        self.gateway = gateway
+        self.concurrency = concurrency
+        self.in_flight = 0
+        self.noise: dict[str, set[str]] = {}
+        self.store = DiffStore()
+        self._tasks: set[asyncio.Task] = set()
+
+    def submit(self, *, route: Route, method: str, target: str, headers, primary: Answer) -> str:
+        """Start a mirror of the request unless the cap is reached; return the outcome."""
+        metrics = self.gateway.metrics
+        if self.in_flight >= self.concurrency:
+            metrics.shadow[(route.name, "skipped")] += 1
+            return "skipped"
+        self.in_flight += 1
+        task = asyncio.get_running_loop().create_task(
+            self._run(route=route, method=method, target=target, headers=headers, primary=primary)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return "mirrored"
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait for mirrors in flight (tests and shutdown)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    async def _run(
+        self, *, route: Route, method: str, target: str, headers, primary: Answer
+    ) -> None:
+        metrics = self.gateway.metrics
+        headers = headers.copy()
+        headers["X-Strangler-Shadow"] = "1"
+        try:
+            noise = self.noise.setdefault(route.name, set())
+            if route.compare.noise_sample and random.random() < route.compare.noise_sample:
+                again, _ = await self.gateway.fetch(
+                    service=MONOLITH, method=method, target=target, headers=headers, route=route
+                )
+                learned, _ = compare_responses(rules=route.compare, expected=primary, actual=again)
+                noise.update(generalise(p) for p in learned if p != "status")
+            candidate, candidate_url = await self.gateway.fetch(
+                service=route.service, method=method, target=target, headers=headers, route=route
+            )
+            paths, noisy = compare_responses(
+                rules=route.compare, noise=noise, expected=primary, actual=candidate
+            )
+        except Exception:  # a failing candidate is an outcome to count, never the user's problem
+            metrics.shadow[(route.name, "error")] += 1
+            return
+        finally:
+            self.in_flight -= 1
+        if not paths:
+            metrics.shadow[(route.name, "same")] += 1
+            return
+        metrics.shadow[(route.name, "diff")] += 1
+        monolith_pool = self.gateway.pools.get(MONOLITH)
+        self.store.add(
+            Diff(
+                id=self.store.next_id(),
+                route=route.name,
+                at=time.time(),
+                method=method,
+                target=target,
+                headers=[(k, v) for k, v in headers.items() if k.lower() != "x-strangler-shadow"],
+                monolith_url=monolith_pool.instances[0].url
+                if monolith_pool and monolith_pool.instances
+                else "",
+                candidate_url=candidate_url,
+                monolith=_answer_dict(primary),
+                candidate=_answer_dict(candidate),
+                paths=paths,
+                noise=noisy,
+            )
+        )

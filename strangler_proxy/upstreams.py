@@ -1,0 +1,134 @@
+"""Upstream instances: circuit breakers, health, and client-side load balancing.
+
+* Breaker per instance: opens after `failure_threshold` consecutive failures (connect error,
+  timeout, 5xx), refuses traffic for `reset_after` seconds, then lets one probe through
+  (half-open); the probe's outcome closes or re-opens it.
+* Balancing over healthy instances whose breaker admits traffic: ``round_robin`` or
+  ``least_outstanding`` (fewest requests in flight). When no instance qualifies, the pool still
+  tries the one whose breaker opened longest ago rather than refusing outright.
+* Health: an active check of ``health_path`` (``/readyz``) every ``health_interval`` seconds; an
+  answer below 500 counts as healthy, a 5xx or no answer as unhealthy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .routes import Service
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+@dataclass(slots=True)
+class Breaker:
+    """A consecutive-failure circuit breaker with a single half-open probe."""
+
+    failure_threshold: int = 5
+    reset_after: float = 5.0
+    state: str = CLOSED
+    failures: int = 0
+    opened_at: float = 0.0
+    probing: bool = False
+
+    def allows(self, now: float) -> bool:
+        """Return whether a request may go to the instance now (claims the probe if half-open)."""
+        if self.state == CLOSED:
+            return True
+        if self.state == OPEN and now - self.opened_at >= self.reset_after:
+            self.state = HALF_OPEN
+            self.probing = False
+        if self.state == HALF_OPEN and not self.probing:
+            self.probing = True
+            return True
+        return False
+
+    def record(self, ok: bool, now: float) -> None:
+        if ok:
+            self.state, self.failures, self.probing = CLOSED, 0, False
+            return
+        self.failures += 1
+        if self.state == HALF_OPEN or self.failures >= self.failure_threshold:
+            self.state, self.opened_at, self.probing = OPEN, now, False
+
+
+@dataclass(slots=True)
+class Instance:
+    """One address of a service, with its breaker and live counters."""
+
+    url: str
+    host: str
+    breaker: Breaker = field(default_factory=Breaker)
+    healthy: bool = True
+    outstanding: int = 0
+    static: bool = True
+
+    @classmethod
+    def from_url(cls, url: str, *, static: bool = True) -> Instance:
+        return cls(url=url, host=url.split("://", 1)[1].rstrip("/"), static=static)
+
+    def as_dict(self) -> dict:
+        return {
+            "url": self.url,
+            "healthy": self.healthy,
+            "breaker": self.breaker.state,
+            "outstanding": self.outstanding,
+            "source": "static" if self.static else "registry",
+        }
+
+
+class NoInstance(LookupError):
+    """A service has no instance to send a request to."""
+
+
+class ServicePool:
+    """The instances of one service and the choice among them."""
+
+    def __init__(self, service: Service, instances: dict[str, Instance]):
+        self.service = service
+        self.name = service.name
+        self.instances: list[Instance] = []
+        self._next = 0
+        self.set_static(instances)
+
+    def set_static(self, known: dict[str, Instance]) -> None:
+        """Adopt the service's static instances, keeping breakers of addresses already known."""
+        keep = [i for i in self.instances if not i.static]
+        static = [known.get(url) or Instance.from_url(url) for url in self.service.instances]
+        self.instances = static + keep
+
+    def set_discovered(self, urls: list[str]) -> None:
+        """Replace the registry-provided instances with `urls`, keeping known ones' state."""
+        current = {i.url: i for i in self.instances if not i.static}
+        static = [i for i in self.instances if i.static]
+        static_urls = {i.url for i in static}
+        found = [
+            current.get(u) or Instance.from_url(u, static=False)
+            for u in urls
+            if u not in static_urls
+        ]
+        self.instances = static + found
+
+    def pick(self, *, exclude: Instance | None = None) -> Instance:
+        """Return the instance for the next request, by the service's balancing rule."""
+        instances = self.instances
+        if not instances:
+            raise NoInstance(f"service {self.name!r} has no instances")
+        if len(instances) == 1 and exclude is None:
+            only = instances[0]
+            if only.breaker.state == CLOSED or only.breaker.allows(time.monotonic()):
+                return only
+            raise NoInstance(f"service {self.name!r}: circuit open for {only.url}")
+        now = time.monotonic()
+        candidates = [
+            i for i in instances if i is not exclude and i.healthy and i.breaker.state == CLOSED
+        ]
+        if not candidates:
+            candidates = [i for i in instances if i is not exclude and i.breaker.allows(now)]
+            if not candidates:
+                raise NoInstance(f"service {self.name!r}: every instance's circuit is open")
+            return candidates[0]
+        if self.service.balance == "least_outstanding":
+            return min(candidates, key=lambda i: i.outstanding)
+        self._next = (self._next + 1) % len(candidates)
+        return candidates[self._next]
