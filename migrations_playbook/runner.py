@@ -258,7 +258,7 @@ class Stack:
             for name, (spec, child) in list(pending.items()):
                 if spec.ready_path and probing:
                     url = self.context.urls[name] + spec.ready_path
-                    code, body = probe(url, timeout=1.0)
+                    code, body = probe(url, timeout=2.0)
                     last_answer[name] = f"{code} {body}" if code else body
                     ready = code == 200
                 else:

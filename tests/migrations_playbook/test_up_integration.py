@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import signal
@@ -137,6 +138,13 @@ def up(tmp_path):
     stack.kill()
 
 
+def _proxy_installed() -> bool:
+    try:
+        return importlib.util.find_spec("strangler_proxy.cli") is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def _get(url: str) -> int:
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
         return response.status
@@ -149,6 +157,12 @@ def test_up_serves_the_monolith_and_sigint_stops_every_process(up):
     assert up.wait_for(rf"ready  monolith +{re.escape(base)}/", 1)
     assert _get(f"{base}/healthz") == 200
     assert _get(f"{base}/readyz") == 200
+    if _proxy_installed():
+        proxy = f"http://127.0.0.1:{up.proxy_port}"
+        assert up.wait_for(rf"ready  proxy +{re.escape(proxy)}/", 1)
+        assert _get(f"{proxy}/healthz") == 200
+    else:
+        assert up.wait_for(r"skipping proxy: strangler_proxy.cli is not installed yet", 1)
     children = [up.pid_of(name) for name in ("monolith", "worker", "beat")]
     assert all(os.getpgid(pid) == pid for pid in children), "each child leads its own group"
     everything = _descendants(up.process.pid)
