@@ -1,0 +1,189 @@
+"""What a client of the API has: an HTTP client, test users, and a bounded wait.
+
+Black box only: this package imports requests, pytest and the standard library, never the
+project (`test_self_check.py` enforces it), so it runs unchanged against any deployment.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+
+T = TypeVar("T")
+
+PASSWORD = "s3cret-Passw0rd-contract"
+CARD_OK = "4242424242424242"
+CARD_DECLINED = "4000000000000002"
+CARD_INSUFFICIENT_FUNDS = "4000000000009995"
+CARD_TIMEOUT = "4000000000000119"
+REQUEST_TIMEOUT_S = 15.0
+
+
+class Api:
+    """A requests session bound to one base URL and, optionally, one Bearer token."""
+
+    def __init__(self, base_url: str, *, token: str | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.session = requests.Session()
+
+    def with_token(self, token: str | None) -> Api:
+        """Return a client for the same deployment that presents `token` (None: anonymous)."""
+        return Api(self.base_url, token=token)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send one request; `json=` bodies go out as application/json."""
+        headers = dict(kwargs.pop("headers", None) or {})
+        if self.token is not None:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        kwargs.setdefault("timeout", REQUEST_TIMEOUT_S)
+        return self.session.request(method, self.url(path), headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+
+@dataclass
+class Customer:
+    """A registered, logged-in user and a client that acts as them."""
+
+    id: int
+    email: str
+    password: str
+    token: str
+    api: Api
+
+    # ---------------------------------------------------------------- shortcuts
+    def place_order(self, items: list[dict] | None = None) -> dict:
+        """Place an order (one line of 2 x 12.50 by default) and return it; assert 201."""
+        items = items or [{"sku": "CONTRACT-1", "quantity": 2, "unit_price": "12.50"}]
+        response = self.api.post("/api/orders/", json={"items": items})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def pay(
+        self, order_id: str, *, card: str = CARD_OK, key: str | None = None
+    ) -> requests.Response:
+        """Pay `order_id` with `card` under Idempotency-Key `key` (a fresh one by default)."""
+        return self.api.post(
+            "/api/payments/",
+            json={"order_id": order_id, "card_number": card},
+            headers={"Idempotency-Key": key or new_key()},
+        )
+
+    def order(self, order_id: str) -> dict:
+        response = self.api.get(f"/api/orders/{order_id}/")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def order_status(self, order_id: str) -> str:
+        return self.order(order_id)["status"]
+
+    def payments_of(self, order_id: str) -> list[dict]:
+        """Return every payment of `order_id` the caller can see."""
+        response = self.api.get("/api/payments/", params={"order_id": order_id})
+        assert response.status_code == 200, response.text
+        return response.json()["results"]
+
+
+def unique_email(prefix: str = "cx") -> str:
+    """Return an email no other test (or earlier run against the same deployment) has used."""
+    return f"{prefix}-{uuid.uuid4().hex[:16]}@contract.example.com"
+
+
+def new_key() -> str:
+    """Return a fresh Idempotency-Key."""
+    return f"contract-{uuid.uuid4()}"
+
+
+def register(api: Api, *, email: str | None = None, password: str = PASSWORD, **extra) -> dict:
+    """Register an account and return the user body; assert 201."""
+    body = {"email": email or unique_email(), "password": password, **extra}
+    response = api.post("/api/users/", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def login(api: Api, email: str, password: str) -> str:
+    """Log in and return the token; assert 200."""
+    response = api.post("/api/auth/token/", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
+
+
+def new_customer(api: Api, **extra) -> Customer:
+    """Register and log in a fresh user."""
+    user = register(api, **extra)
+    token = login(api, user["email"], PASSWORD)
+    return Customer(
+        id=user["id"],
+        email=user["email"],
+        password=PASSWORD,
+        token=token,
+        api=api.with_token(token),
+    )
+
+
+def assert_error(
+    response: requests.Response, status: int, error: str, *, fields: tuple[str, ...] = ()
+) -> dict:
+    """Assert `response` is the JSON error contract with `status`, `error` and named `fields`."""
+    assert response.status_code == status, f"{response.status_code} {response.text[:500]}"
+    assert response.headers.get("Content-Type", "").startswith("application/json"), response.headers
+    body = response.json()
+    assert body.get("error") == error, body
+    assert isinstance(body.get("detail"), str) and body["detail"], body
+    for name in fields:
+        assert name in body.get("fields", {}), f"field {name!r} not named in {body}"
+    return body
+
+
+def assert_page(body: dict) -> None:
+    """Assert `body` is one page of a list: {"count", "next", "previous", "results"}."""
+    assert set(body) == {"count", "next", "previous", "results"}, body
+    assert isinstance(body["count"], int)
+    assert isinstance(body["results"], list)
+
+
+def eventually(fn: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05) -> T:
+    """Call `fn` until it returns without an AssertionError, for at most `timeout` seconds.
+
+    The one way to wait in this suite: effects that cross a service boundary (an order that
+    shows `paid` once the payments service's event arrives) are polled, never slept on. Returns
+    what `fn` returned; on timeout, re-raises `fn`'s last AssertionError, saying how long it
+    waited.
+    """
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return fn()
+        except AssertionError as exc:
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"still failing after {timeout:g}s ({attempts} attempts): {exc}"
+                ) from exc
+        # Back off gently: fast when the effect is immediate, cheap when it takes seconds.
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(interval * 1.5, 0.5)
