@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
+from monolith.events import order_cancelled_publish, order_placed_publish
 from service_kit.errors import DomainError, NotFound
 
 from . import tasks
@@ -94,7 +95,10 @@ def order_create(*, user, items: list[dict]) -> Order:
         )
     with transaction.atomic():
         order = Order.objects.create(user=user, status=OrderStatus.PENDING, total=total)
-        OrderItem.objects.bulk_create(OrderItem(order=order, **line) for line in lines)
+        order_items = OrderItem.objects.bulk_create(
+            OrderItem(order=order, **line) for line in lines
+        )
+        order_placed_publish(order=order, items=order_items)
         order_confirmation_schedule(order=order)
     return order
 
@@ -120,7 +124,9 @@ def order_cancel(*, order_id: uuid.UUID | str, user) -> Order:
         order = order_lock(order_id=order_id)
         if order.user_id != user.pk:
             raise NotFound(f"Order {order_id} does not exist.")
-        return order_transition(order=order, to=OrderStatus.CANCELLED)
+        order_transition(order=order, to=OrderStatus.CANCELLED)
+        order_cancelled_publish(order=order)
+    return order
 
 
 def order_ship(*, order_id: uuid.UUID | str) -> Order:

@@ -32,6 +32,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from rest_framework import status
 
+from monolith.events import (
+    order_paid_publish,
+    payment_failed_publish,
+    payment_refunded_publish,
+    payment_succeeded_publish,
+)
 from monolith.orders.models import Order, OrderStatus
 from monolith.orders.services import order_lock, order_mark_paid, order_mark_refunded
 from monolith.orders.states import assert_transition, can_transition
@@ -111,9 +117,12 @@ def payment_create(
         if result.succeeded:
             _save_success(payment=payment, provider=provider)
             order_mark_paid(order=order)
+            succeeded = payment_succeeded_publish(payment=payment)
+            order_paid_publish(order=order, payment=payment, cause=succeeded)
             status_code, body = status.HTTP_201_CREATED, PaymentSerializer(payment).data
         else:
             payment.save()
+            payment_failed_publish(payment=payment)
             status_code = status.HTTP_402_PAYMENT_REQUIRED
             body = {
                 "error": "card_declined",
@@ -165,6 +174,7 @@ def payment_refund(*, user, payment_id: uuid.UUID | str) -> Payment:
         payment.status = PaymentStatus.REFUNDED
         payment.save(update_fields=["status", "updated_at"])
         order_mark_refunded(order=order)
+        payment_refunded_publish(payment=payment)
     return payment
 
 

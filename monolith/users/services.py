@@ -25,6 +25,7 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.authtoken.models import Token
 
+from monolith.events import user_registered_publish, user_updated_publish
 from service_kit.errors import DomainError
 
 from .models import User
@@ -73,8 +74,8 @@ def user_register(*, email: str, password: str, full_name: str = "") -> User:
     _check_password(password=password, user=User(email=email, full_name=full_name))
     try:
         with transaction.atomic():
-            # The user.registered outbox row belongs in this block, beside the insert.
             user = User.objects.create_user(email=email, password=password, full_name=full_name)
+            user_registered_publish(user=user)
     except IntegrityError:
         # A concurrent registration of the same address won the race to the unique index.
         if _email_in_use(email=email):
@@ -109,6 +110,7 @@ def user_update(*, user: User, require_current_password: bool = True, **fields: 
             )
             if changed:
                 locked.save(update_fields=[*changed, "updated_at"])
+                user_updated_publish(user=locked, changed=changed)
     except IntegrityError:
         if "email" in fields and _email_in_use(email=fields["email"], exclude_id=user.pk):
             raise _field_error("email", EMAIL_TAKEN) from None

@@ -1,0 +1,178 @@
+"""Write the monolith's domain events: one function per event type, payloads as the schemas say.
+
+Each `<event>_publish` calls `outbox.publish(...)` and must run inside the
+`transaction.atomic()` of the change it announces (the writer refuses autocommit), so the event
+exists if and only if the change commits. Payloads follow `outbox/schemas/<type>.v1.json`
+field for field; the writer validates them and fails loudly on any drift.
+
+| event               | aggregate      | written by                                   |
+|---------------------|----------------|----------------------------------------------|
+| `user.registered`   | user (id)      | `users.services.user_register`               |
+| `user.updated`      | user (id)      | `users.services.user_update`, if a field changed |
+| `order.placed`      | order (uuid)   | `orders.services.order_create`               |
+| `order.cancelled`   | order (uuid)   | `orders.services.order_cancel`               |
+| `order.paid`        | order (uuid)   | `payments.services.payment_create` (success) |
+| `payment.succeeded` | payment (uuid) | `payments.services.payment_create`           |
+| `payment.failed`    | payment (uuid) | `payments.services.payment_create` (declined)|
+| `payment.refunded`  | payment (uuid) | `payments.services.payment_refund`           |
+
+Correlation: every event of one request shares the request's correlation id (set by
+`monolith.correlation.CorrelationMiddleware`); without one the writer uses the event's own id.
+Causation: an event written because of another names it (`order.paid` is caused by the
+`payment.succeeded` written just before it, in the same transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import outbox
+
+if TYPE_CHECKING:
+    from monolith.orders.models import Order, OrderItem
+    from monolith.payments.models import Payment
+    from monolith.users.models import User
+    from outbox.models import OutboxEvent
+
+
+def _money(value) -> str:
+    return f"{value:.2f}"
+
+
+def user_registered_publish(*, user: User) -> OutboxEvent:
+    """Record `user.registered` for a user just created."""
+    return outbox.publish(
+        event_type="user.registered",
+        aggregate_type="user",
+        aggregate_id=str(user.pk),
+        payload={
+            "user_id": user.pk,
+            "email": user.email,
+            "full_name": user.full_name,
+            "is_staff": user.is_staff,
+            "date_joined": user.date_joined,
+        },
+    )
+
+
+def user_updated_publish(*, user: User, changed: Iterable[str]) -> OutboxEvent:
+    """Record `user.updated` naming the `changed` fields of a saved user (at least one)."""
+    # A changed password is named, never sent; duplicates collapse, order is kept.
+    names = list(dict.fromkeys(changed))
+    if not names:
+        raise ValueError("user.updated needs at least one changed field; write no event instead.")
+    return outbox.publish(
+        event_type="user.updated",
+        aggregate_type="user",
+        aggregate_id=str(user.pk),
+        payload={
+            "user_id": user.pk,
+            "email": user.email,
+            "full_name": user.full_name,
+            "changed": names,
+            "updated_at": user.updated_at,
+        },
+    )
+
+
+def order_placed_publish(*, order: Order, items: Sequence[OrderItem]) -> OutboxEvent:
+    """Record `order.placed` for a pending order and its line items."""
+    return outbox.publish(
+        event_type="order.placed",
+        aggregate_type="order",
+        aggregate_id=str(order.pk),
+        payload={
+            "order_id": order.pk,
+            "user_id": order.user_id,
+            "status": order.status,
+            "total": _money(order.total),
+            "currency": order.currency,
+            "items": [
+                {"sku": i.sku, "quantity": i.quantity, "unit_price": _money(i.unit_price)}
+                for i in items
+            ],
+            "created_at": order.created_at,
+        },
+    )
+
+
+def order_cancelled_publish(*, order: Order) -> OutboxEvent:
+    """Record `order.cancelled` for an order just moved to cancelled."""
+    return outbox.publish(
+        event_type="order.cancelled",
+        aggregate_type="order",
+        aggregate_id=str(order.pk),
+        payload={
+            "order_id": order.pk,
+            "user_id": order.user_id,
+            "status": order.status,
+            "total": _money(order.total),
+            "currency": order.currency,
+            "cancelled_at": order.updated_at,
+        },
+    )
+
+
+def order_paid_publish(*, order: Order, payment: Payment, cause: OutboxEvent) -> OutboxEvent:
+    """Record `order.paid`, caused by the `payment.succeeded` event `cause`."""
+    return outbox.publish(
+        event_type="order.paid",
+        aggregate_type="order",
+        aggregate_id=str(order.pk),
+        payload={
+            "order_id": order.pk,
+            "user_id": order.user_id,
+            "status": order.status,
+            "payment_id": payment.pk,
+            "total": _money(order.total),
+            "currency": order.currency,
+            "paid_at": order.updated_at,
+        },
+        correlation_id=cause.correlation_id,
+        causation_id=str(cause.event_id),
+    )
+
+
+def _payment_payload(payment: Payment) -> dict:
+    return {
+        "payment_id": payment.pk,
+        "order_id": payment.order_id,
+        "user_id": payment.user_id,
+        "amount": _money(payment.amount),
+        "currency": payment.currency,
+        "card_last4": payment.card_last4,
+        "status": payment.status,
+    }
+
+
+def payment_succeeded_publish(*, payment: Payment) -> OutboxEvent:
+    """Record `payment.succeeded` for a payment the provider accepted."""
+    return outbox.publish(
+        event_type="payment.succeeded",
+        aggregate_type="payment",
+        aggregate_id=str(payment.pk),
+        payload=_payment_payload(payment)
+        | {"provider_reference": payment.provider_reference, "created_at": payment.created_at},
+    )
+
+
+def payment_failed_publish(*, payment: Payment) -> OutboxEvent:
+    """Record `payment.failed` for a declined payment that was recorded."""
+    return outbox.publish(
+        event_type="payment.failed",
+        aggregate_type="payment",
+        aggregate_id=str(payment.pk),
+        payload=_payment_payload(payment)
+        | {"failure_reason": payment.failure_reason, "created_at": payment.created_at},
+    )
+
+
+def payment_refunded_publish(*, payment: Payment) -> OutboxEvent:
+    """Record `payment.refunded`; it also announces that the payment's order is refunded."""
+    return outbox.publish(
+        event_type="payment.refunded",
+        aggregate_type="payment",
+        aggregate_id=str(payment.pk),
+        payload=_payment_payload(payment) | {"refunded_at": payment.updated_at},
+    )
