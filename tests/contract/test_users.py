@@ -107,6 +107,25 @@ def test_a_body_over_one_mebibyte_is_too_large(api):
     assert_error(response, 413, "payload_too_large")
 
 
+def test_a_nul_character_is_a_400_naming_the_field(api):
+    response = api.post(
+        "/api/users/",
+        json={"email": unique_email(), "password": PASSWORD, "full_name": "Ada\u0000Byron"},
+    )
+
+    assert_error(response, 400, "validation_error", fields=("full_name",))
+
+
+def test_a_body_nested_too_deep_is_malformed_not_a_crash(api):
+    response = api.post(
+        "/api/users/",
+        data=b"[" * 100_000 + b"]" * 100_000,
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert_error(response, 400, "malformed_request")
+
+
 def test_registering_with_a_bad_token_is_refused(api):
     response = api.with_token("0" * 40).post(
         "/api/users/", json={"email": unique_email(), "password": PASSWORD}
