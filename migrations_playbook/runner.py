@@ -326,8 +326,9 @@ class Stack:
             hurry=lambda: self.signals_seen > signals_before,
             say=self.say,
         )
-        for child in running:
-            self.say(f"{child.name} {child.exit_description()}")
+        for child in self.children:
+            if child in running or child.name in self._service_names():
+                self.say(f"{child.name} {child.exit_description()}")
         self.say(f"all processes stopped in {time.monotonic() - began:.1f} s")
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 
 import pytest
@@ -185,3 +187,21 @@ def test_probe_module_exits_non_zero_when_nothing_answers(capsys):
 
 def test_runner_uses_this_interpreter_for_python():
     assert runner.resolve_command("python") == sys.executable
+
+
+def test_sigint_during_a_job_stops_it_and_starts_nothing_else():
+    job = _python(
+        "setup", "import time; print('migrating', flush=True); time.sleep(30)", kind="job"
+    )
+    service = _python("service", "import time; time.sleep(30)", ready_log="never")
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        status, out, stack = _run([job, service])
+    finally:
+        timer.cancel()
+    assert status == 0
+    assert "SIGINT received; stopping" in out
+    assert "setup was killed by signal SIGTERM" in out
+    assert [child.name for child in stack.children] == ["setup"]
+    assert _gone(stack.children[0].pid)
