@@ -461,7 +461,7 @@ class Gateway:
         self, request, route, target, upstream_target, headers, resp, rid, started, fallback_from
     ):
         """Stream the upstream answer to the client, capturing it if a shadow compare needs it."""
-        out = web.StreamResponse(status=resp.status, reason=resp.reason)
+        out = _Relayed(status=resp.status, reason=resp.reason)
         out_headers = out.headers
         for name, value in client_response_headers(resp.raw_headers):
             out_headers.add(name, value)
@@ -471,18 +471,29 @@ class Gateway:
             out_headers[FALLBACK] = fallback_from
         capture = route.mode == "shadow" and request.method in SAFE_METHODS
         captured: list[bytes] | None = [] if capture else None
-        size = 0
-        limit = self.config.shadow_body_limit
-        await out.prepare(request)
-        async for chunk in resp.content.iter_any():
-            await out.write(chunk)
-            if captured is not None:
-                size += len(chunk)
-                if size > limit:
-                    captured = None
-                else:
-                    captured.append(chunk)
-        await out.write_eof()
+        try:
+            await out.prepare(request)
+            length = resp.content_length
+            if length is not None and length <= _SMALL_BODY:
+                # One read, one write: headers and body leave in a single send.
+                body = await resp.content.read()
+                await out.write_eof(body)
+                if captured is not None:
+                    captured.append(body)
+            else:
+                size, limit = 0, self.config.shadow_body_limit
+                async for chunk in resp.content.iter_any():
+                    await out.write(chunk)
+                    if captured is not None:
+                        size += len(chunk)
+                        captured = None if size > limit else [*captured, chunk]
+                await out.write_eof()
+        except ConnectionResetError:
+            # The client went away mid-answer: nothing left to tell it; count it and move on.
+            self.metrics.errors[(route.name, target, "client_gone")] += 1
+            return self._finish(
+                request, out, rid, route, target, started, fallback_from, "client_gone"
+            )
         shadow = None
         if capture:
             if captured is None:
@@ -536,6 +547,15 @@ class Gateway:
                 line["shadow"] = shadow
             sys.stdout.write(json.dumps(line) + "\n")
         return resp
+
+
+_SMALL_BODY = 64 * 1024
+
+
+class _Relayed(web.StreamResponse):
+    """A streamed response whose headers leave with the first body bytes (one send, not two)."""
+
+    _send_headers_immediately = False
 
 
 class _BodyTimeout(Exception):
