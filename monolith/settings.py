@@ -42,6 +42,8 @@ INSTALLED_APPS = [
     "monolith.orders",
     "monolith.payments",
     "monolith.imports",
+    "monolith.notifications",
+    "monolith.analytics",
     "outbox",
 ]
 
