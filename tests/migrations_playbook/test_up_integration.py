@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,9 +14,13 @@ import sys
 import threading
 import time
 import urllib.request
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from migrations_playbook.runner import hide_password
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -65,14 +70,14 @@ def _alive(pids: set[int], within: float = 3.0) -> set[int]:
 class Up:
     """`strangler up` running as a subprocess, its output collected line by line."""
 
-    def __init__(self, var_dir: Path) -> None:
+    def __init__(self, var_dir: Path, servers: dict[str, str] | None = None) -> None:
         self.monolith_port = _free_port()
         self.proxy_port = _free_port()
         env = {
             key: value
             for key, value in os.environ.items()
             if key not in {"DATABASE_URL", "BROKER_URL", "REDIS_URL", "STRANGLER_VAR_DIR"}
-        }
+        } | (servers or {})
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             [
@@ -187,3 +192,66 @@ def test_up_stops_the_rest_and_says_which_child_died(up):
     assert "worker was killed by signal SIGKILL; stopping the others" in up.output()
     assert "monolith exited with code 0" in up.output()
     assert _alive(everything) == set()
+
+
+def _rabbitmqctl(*args: str) -> str:
+    result = subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=60
+    )
+    return result.stdout
+
+
+@pytest.fixture
+def servers():
+    """Yield DATABASE_URL, BROKER_URL and REDIS_URL of a fresh database and RabbitMQ vhost."""
+    database_url, broker_url = os.environ.get("DATABASE_URL", ""), os.environ.get("BROKER_URL", "")
+    if not database_url.startswith("postgres") or not broker_url.startswith("amqp"):
+        pytest.skip("needs DATABASE_URL=postgres://... and BROKER_URL=amqp://... (make test)")
+    if not shutil.which("rabbitmqctl"):
+        pytest.skip("needs rabbitmqctl to give the stack a vhost of its own")
+    import psycopg2
+
+    suffix = uuid.uuid4().hex[:10]
+    db_parts, broker_parts = urlsplit(database_url), urlsplit(broker_url)
+    name = f"{db_parts.path.lstrip('/') or 'strangler'}_up_{suffix}"
+    admin = psycopg2.connect(urlunsplit(db_parts._replace(path="/postgres")))
+    admin.autocommit = True
+    vhost = f"strangler-up-test-{suffix}"
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, broker_parts.username or "guest", ".*", ".*", ".*")
+    try:
+        yield {
+            "DATABASE_URL": urlunsplit(db_parts._replace(path=f"/{name}")),
+            "BROKER_URL": urlunsplit(broker_parts._replace(path=f"/{vhost}")),
+            "REDIS_URL": os.environ.get("REDIS_URL", ""),
+            "vhost": vhost,
+        }
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_up_passes_database_and_broker_urls_through_to_every_process(servers, tmp_path):
+    import psycopg2
+
+    vhost = servers.pop("vhost")
+    stack = Up(tmp_path / "var", servers)
+    try:
+        stack.wait_for(r"all \d+ processes ready", timeout=45)
+        assert f"database: {hide_password(servers['DATABASE_URL'])};" in stack.output()
+        assert _get(f"http://127.0.0.1:{stack.monolith_port}/readyz") == 200
+        with psycopg2.connect(servers["DATABASE_URL"]) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM django_migrations")
+            assert cursor.fetchone()[0] > 0
+        queues = _rabbitmqctl("list_queues", "-p", vhost, "name", "consumers", "--no-table-headers")
+        consumers = dict(line.split() for line in queues.splitlines() if line.strip())
+        assert int(consumers["monolith.jobs"]) >= 1
+        assert int(consumers["monolith.emails"]) >= 1
+        stack.process.send_signal(signal.SIGINT)
+        assert stack.finish() == 0
+    finally:
+        stack.kill()
