@@ -31,9 +31,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+# Package scope: in a whole-suite run the server it starts stops as soon as this suite is done.
+@pytest.fixture(scope="package")
 def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
-    """The deployment under test: the given URL, or a monolith started for this session."""
+    """The deployment under test: the given URL, or a monolith started for this suite."""
     # getoption's default covers runs where this conftest was not an initial one (`pytest`
     # from the root): the option is then unknown, and the environment variable is the way in.
     url = request.config.getoption("contract_url", default=None) or os.environ.get(URL_ENV)
@@ -48,7 +49,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
         yield started
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(deployment: Deployment) -> Api:
     """An anonymous client of the deployment."""
     return Api(deployment.base_url)
@@ -71,7 +72,7 @@ def stranger(make_customer) -> Customer:
     return make_customer()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def staff(deployment: Deployment, api: Api) -> Api:
     """A client logged in as a staff account; skips when the deployment gave none."""
     if not (deployment.staff_email and deployment.staff_password):

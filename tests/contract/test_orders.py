@@ -291,3 +291,10 @@ def test_staff_cannot_read_a_customers_order_on_the_customer_endpoint(staff, cus
 def _origin(url: str) -> str:
     """Return scheme://host:port of an absolute link, so it can be followed on any base URL."""
     return re.match(r"^[a-z]+://[^/]+", url).group(0)
+
+
+def test_staff_cannot_cancel_a_customers_order(staff, customer):
+    order = customer.place_order()
+
+    assert_error(staff.post(f"/api/orders/{order['id']}/cancel/"), 404, "not_found")
+    assert customer.order_status(order["id"]) == "pending"

@@ -382,3 +382,24 @@ def test_replaying_the_key_of_a_refunded_payment_returns_the_original_201(custom
     assert again.status_code == 201
     assert again.json() == first.json()
     assert again.json()["status"] == "succeeded"
+
+
+def test_a_key_whose_request_was_refused_is_not_used_up(customer, stranger):
+    key = new_key()
+    refused = customer.pay(stranger.place_order()["id"], key=key)
+    order = customer.place_order()
+
+    response = customer.pay(order["id"], key=key)
+
+    assert refused.status_code == 404
+    assert response.status_code == 201, response.text
+    assert "Idempotent-Replayed" not in response.headers
+
+
+def test_the_409_for_an_unpayable_order_says_which_state_it_is_in(customer):
+    order = customer.place_order()
+    customer.api.post(f"/api/orders/{order['id']}/cancel/")
+
+    body = assert_error(customer.pay(order["id"]), 409, "invalid_transition")
+
+    assert "'cancelled'" in body["detail"] and "pending" in body["detail"]
