@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 _emails = itertools.count(1)
@@ -43,6 +42,10 @@ def user(make_user):
 @pytest.fixture
 def client_for(db):
     """Return an API client authenticated as the given user with a Bearer token."""
+
+    # Imported here, not at the top: the extracted services' settings install no authtoken app,
+    # and a module-level import of its model would break collecting their tests.
+    from rest_framework.authtoken.models import Token
 
     def make(user) -> APIClient:
         token, _ = Token.objects.get_or_create(user=user)

@@ -1,0 +1,1 @@
+"""Extracted services: one independently deployable Django project each; never imports monolith."""

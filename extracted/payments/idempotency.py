@@ -1,0 +1,39 @@
+"""The `Idempotency-Key` header: reading it, and fingerprinting the request it guards.
+
+Byte for byte the monolith's rules (docs/api-payments.md, "Idempotency rules"): a key belongs to
+one user; the first answer is stored and replayed for the same request, a different request with
+the same key is a 422. The storing and locking live in `services`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_LENGTH = 255  # IdempotencyRecord.key
+
+
+def idempotency_key_from(request: Request) -> str:
+    """Return the request's Idempotency-Key, or raise a 400 naming the header."""
+    key = request.headers.get(HEADER)
+    if key is None or not key.strip():
+        raise ValidationError({HEADER: [f"The {HEADER} header is required to pay."]})
+    if len(key) > MAX_LENGTH:
+        raise ValidationError(
+            {HEADER: [f"An {HEADER} has at most {MAX_LENGTH} characters; got {len(key)}."]}
+        )
+    if not key.isascii() or not key.isprintable():
+        raise ValidationError({HEADER: [f"An {HEADER} is printable ASCII."]})
+    return key
+
+
+def request_fingerprint(data: dict[str, Any]) -> str:
+    """Return a stable hash of a validated request body: equal bodies, equal fingerprints."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,158 @@
+"""Read the monolith's database: the `monolith` alias from settings, or one made from a URL.
+
+Backfill and reconcile read the monolith's tables (`orders_order`, `payments_payment`,
+`outbox_aggregatesequence`) with plain SQL, never its models: the service does not import the
+monolith. A PostgreSQL source is opened read only (`default_transaction_read_only=on`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import dj_database_url
+from django.db import connections
+from django.utils.dateparse import parse_datetime
+
+from .routers import MONOLITH_ALIAS
+
+URL_ALIAS = f"{MONOLITH_ALIAS}_source"
+
+
+class SourceNotConfigured(RuntimeError):
+    """Neither --source-url nor MONOLITH_DATABASE_URL says where the monolith's database is."""
+
+
+def source_alias(*, url: str | None = None) -> str:
+    """Return the alias to read the monolith through, registering `url` as one if given."""
+    if url:
+        config = dj_database_url.parse(url)
+        if config["ENGINE"].endswith("postgresql"):
+            config.setdefault("OPTIONS", {})["options"] = "-c default_transaction_read_only=on"
+        configured = connections.configure_settings({**connections.settings, URL_ALIAS: config})
+        current = connections.settings.get(URL_ALIAS)
+        if current != configured[URL_ALIAS]:
+            if current is not None:
+                connections[URL_ALIAS].close()
+                del connections[URL_ALIAS]
+            connections.settings[URL_ALIAS] = configured[URL_ALIAS]
+        return URL_ALIAS
+    if MONOLITH_ALIAS in connections.settings:
+        return MONOLITH_ALIAS
+    raise SourceNotConfigured(
+        "Where is the monolith's database? Pass --source-url postgres://... or set "
+        "MONOLITH_DATABASE_URL."
+    )
+
+
+def rows(alias: str, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    """Run one read on the source and return all its rows."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def placeholders(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def ids_after(alias: str, *, table: str, after: str, limit: int) -> list[Any]:
+    """Return the next `limit` primary keys of `table` above `after`, in key order (raw values)."""
+    if after:
+        sql = f"SELECT id FROM {table} WHERE id > %s ORDER BY id LIMIT %s"  # noqa: S608
+        return [row[0] for row in rows(alias, sql, [after, limit])]
+    sql = f"SELECT id FROM {table} ORDER BY id LIMIT %s"  # noqa: S608
+    return [row[0] for row in rows(alias, sql, [limit])]
+
+
+def sequences(alias: str, *, aggregate_type: str, ids: Sequence[Any]) -> dict[str, int]:
+    """Return the monolith's last outbox sequence of each aggregate in `ids` (absent: none)."""
+    names = [str(as_uuid(value)) for value in ids]
+    if not names:
+        return {}
+    sql = (
+        "SELECT aggregate_id, last_sequence FROM outbox_aggregatesequence "  # noqa: S608
+        f"WHERE aggregate_type = %s AND aggregate_id IN ({placeholders(len(names))})"
+    )
+    return {name: int(seq) for name, seq in rows(alias, sql, [aggregate_type, *names])}
+
+
+def count(alias: str, *, table: str) -> int:
+    return rows(alias, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608
+
+
+def as_uuid(value: Any) -> uuid.UUID:
+    """Return a key as a UUID, whether the driver gave a UUID (PostgreSQL) or hex text (SQLite)."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def as_datetime(value: Any) -> datetime:
+    """Return an aware UTC datetime from a driver value (datetime or SQLite text)."""
+    when = value if isinstance(value, datetime) else parse_datetime(str(value))
+    if when is None:
+        raise ValueError(f"{value!r} is not a date-time.")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def as_money(value: Any) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+PAYMENT_COLUMNS = (
+    "id, order_id, user_id, amount, currency, status, card_last4, provider_reference, "
+    "failure_reason, created_at, updated_at"
+)
+
+
+def payment_rows(alias: str, ids: Sequence[Any]) -> Iterator[dict[str, Any]]:
+    """Yield the monolith's payments with these ids, as plain typed dicts."""
+    if not ids:
+        return
+    sql = (
+        f"SELECT {PAYMENT_COLUMNS} FROM payments_payment "  # noqa: S608
+        f"WHERE id IN ({placeholders(len(ids))})"
+    )
+    for row in rows(alias, sql, list(ids)):
+        yield payment_row_dict(row)
+
+
+def payment_row_dict(row: Sequence[Any]) -> dict[str, Any]:
+    pk, order_id, user_id, amount, currency, status, last4, reference, reason, created, updated = (
+        row
+    )
+    return {
+        "payment_id": as_uuid(pk),
+        "order_id": as_uuid(order_id),
+        "user_id": int(user_id),
+        "amount": as_money(amount),
+        "currency": currency,
+        "status": status,
+        "card_last4": last4,
+        "provider_reference": reference or "",
+        "failure_reason": reason or "",
+        "created_at": as_datetime(created),
+        "updated_at": as_datetime(updated),
+    }
+
+
+def order_rows(alias: str, ids: Sequence[Any]) -> Iterator[dict[str, Any]]:
+    """Yield the monolith's orders with these ids: what the replica needs."""
+    if not ids:
+        return
+    sql = (
+        "SELECT id, user_id, status, total, currency FROM orders_order "  # noqa: S608
+        f"WHERE id IN ({placeholders(len(ids))})"
+    )
+    for pk, user_id, status, total, currency in rows(alias, sql, list(ids)):
+        yield {
+            "order_id": as_uuid(pk),
+            "user_id": int(user_id),
+            "status": status,
+            "total": as_money(total),
+            "currency": currency,
+        }
