@@ -288,6 +288,8 @@ class Stack:
         if self.stop_signal is not None:
             self.say(f"{describe_signal(self.stop_signal)} received; stopping every process")
             return 0
+        if self.log.broken:
+            return 1  # nobody reads the logs any more (`strangler up | head`): stop
         for child in self.children:
             if child.poll() is not None and child.name in self._service_names():
                 self.say(f"{child.name} {child.exit_description()}; stopping the others")
@@ -408,4 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         ready_timeout=args.ready_timeout,
         grace=args.grace,
     )
-    return stack.run()
+    status = stack.run()
+    if log.broken:
+        # Python flushes stdout at exit; point it at /dev/null so that raises nothing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+    return status

@@ -33,6 +33,7 @@ class LogWriter:
         self.colour = colour
         self._colours: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.broken = False
 
     def line(self, name: str, text: str) -> None:
         """Write one line of `name`'s output."""
@@ -41,8 +42,15 @@ class LogWriter:
             code = self._colours.setdefault(name, _COLOURS[len(self._colours) % len(_COLOURS)])
             prefix = f"\x1b[{code}m{prefix}\x1b[0m"
         with self._lock:
-            self.stream.write(f"{prefix} {text}\n")
-            self.stream.flush()
+            if self.broken:
+                return
+            try:
+                self.stream.write(f"{prefix} {text}\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                # The reader went away (`strangler up | head`): keep draining the children's
+                # pipes so they never block, and let the runner stop them as usual.
+                self.broken = True
 
 
 class Child:

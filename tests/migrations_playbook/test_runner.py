@@ -205,3 +205,25 @@ def test_sigint_during_a_job_stops_it_and_starts_nothing_else():
     assert "setup was killed by signal SIGTERM" in out
     assert [child.name for child in stack.children] == ["setup"]
     assert _gone(stack.children[0].pid)
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_stack_stops_its_children_when_nobody_reads_its_output_any_more():
+    service = _python(
+        "service", "import time; print('up', flush=True); time.sleep(30)", ready_log="up"
+    )
+    stack = runner.Stack(
+        specs=[service],
+        context=Context(bind="127.0.0.1", ports={}, hosts={}),
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+        log=LogWriter(names=["strangler", "service"], stream=_ClosedPipe(), colour=False),
+        ready_timeout=10.0,
+        grace=5.0,
+    )
+    assert stack.run() == 1
+    assert stack.log.broken
+    assert _gone(stack.children[0].pid)
