@@ -10,7 +10,7 @@
 | `OUTBOX_BROADCAST_EXCHANGE` | `strangler.broadcast` | fanout to every instance of a process |
 | `OUTBOX_NOTIFY_EXCHANGE` | `strangler.notify` | headers exchange, routes by `x-channel` |
 | `OUTBOX_RETRY_DELAYS_MS` | `[1000, 10000, 60000]` | the retry tiers: one delay queue per entry |
-| `OUTBOX_GAP_MAX_WAITS` | `20` | waits of an out-of-order event before it is parked |
+| `OUTBOX_GAP_MAX_WAIT_S` | 1.5 x retry delays + 5 s | wait limit of an out-of-order event |
 | `OUTBOX_GAP_WAIT_MS` | `200` | how long an out-of-order event waits each time |
 | `OUTBOX_RELAY_BATCH` | `500` | rows claimed per relay transaction |
 | `OUTBOX_RELAY_WINDOW` | `250` | unconfirmed publishes in flight before the relay waits for acks |
@@ -23,7 +23,8 @@
 | `OUTBOX_CLEANUP_INTERVAL_S` | `60.0` | how often a running relay cleans up |
 | `OUTBOX_SCHEMA_DIRS` | `[]` | extra folders of `<type>.v<version>.json` schemas |
 | `OUTBOX_REQUIRE_SCHEMA` | `True` | refuse to write an event type that has no schema |
-| `OUTBOX_CONSUMER_PREFETCH` | `50` | basic_qos prefetch of a consumer |
+| `OUTBOX_CONSUMER_PREFETCH` | `200` | basic_qos prefetch of a consumer |
+| `OUTBOX_CONSUMER_BATCH` | `100` | events applied per consumer transaction (one savepoint each) |
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_BROADCAST_EXCHANGE": "strangler.broadcast",
     "OUTBOX_NOTIFY_EXCHANGE": "strangler.notify",
     "OUTBOX_RETRY_DELAYS_MS": [1000, 10000, 60000],
-    "OUTBOX_GAP_MAX_WAITS": 20,
+    "OUTBOX_GAP_MAX_WAIT_S": None,
     "OUTBOX_GAP_WAIT_MS": 200,
     "OUTBOX_RELAY_BATCH": 500,
     "OUTBOX_RELAY_WINDOW": 250,
@@ -55,7 +56,8 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_CLEANUP_INTERVAL_S": 60.0,
     "OUTBOX_SCHEMA_DIRS": [],
     "OUTBOX_REQUIRE_SCHEMA": True,
-    "OUTBOX_CONSUMER_PREFETCH": 50,
+    "OUTBOX_CONSUMER_PREFETCH": 200,
+    "OUTBOX_CONSUMER_BATCH": 100,
 }
 
 NOTIFY_CHANNEL = "outbox_events"

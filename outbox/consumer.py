@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, transaction
 from kombu import Consumer, Producer
 
 from .broker import broker_connection, connection_errors
@@ -47,6 +47,13 @@ ATTEMPTS_HEADER = "x-outbox-attempts"
 WAITING_SINCE_HEADER = "x-outbox-waiting-since"
 
 
+@dataclass(frozen=True)
+class Delivery:
+    envelope: Envelope
+    headers: dict
+    ack: Callable[[], None]
+
+
 @dataclass
 class ConsumerStats:
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -57,16 +64,10 @@ class ConsumerStats:
 
 def gap_max_wait_s() -> float:
     """Return how long an out-of-order event may wait: longer than a predecessor's retries."""
-    configured = getattr_setting_or_none("OUTBOX_GAP_MAX_WAIT_S")
+    configured = setting("OUTBOX_GAP_MAX_WAIT_S")
     if configured is not None:
         return float(configured)
     return sum(setting("OUTBOX_RETRY_DELAYS_MS")) / 1000 * 1.5 + 5.0
-
-
-def getattr_setting_or_none(name: str):
-    from django.conf import settings
-
-    return getattr(settings, name, None)
 
 
 class EventConsumer:
@@ -88,6 +89,7 @@ class EventConsumer:
         self.delays = list(setting("OUTBOX_RETRY_DELAYS_MS"))
         self._connection = None
         self._publisher = None  # a second connection with confirms, for retries and waits
+        self._buffer: list[Delivery] = []
 
     # ------------------------------------------------------------------ broker plumbing
     def _publish_to_queue(self, queue: str, body: bytes, headers: dict) -> None:
@@ -116,9 +118,9 @@ class EventConsumer:
                     conn.release()
         self._connection = self._publisher = None
 
-    # ------------------------------------------------------------------ one message
+    # ------------------------------------------------------------------ messages
     def on_message(self, body, message) -> None:
-        """Handle one delivery; always ends in exactly one ack or reject."""
+        """Buffer one delivery (or reject it when it is not an envelope)."""
         raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
         try:
             envelope = Envelope.from_json(raw)
@@ -127,39 +129,78 @@ class EventConsumer:
             self.stats.count("malformed")
             message.reject(requeue=False)
             return
-        headers = dict(message.headers or {})
-        outcome = self.handle(envelope, headers, ack=message.ack)
-        self.stats.count(outcome)
+        self._buffer.append(Delivery(envelope, dict(message.headers or {}), message.ack))
 
     def handle(self, envelope: Envelope, headers: dict, *, ack: Callable[[], None]) -> str:
         """Decide and act on one envelope; `ack` is called exactly once. Return the outcome."""
-        subscriptions = self.registry.matching(self.service, envelope.type)
-        if envelope.origin == self.service:
-            ack()
-            return Outcome.ECHO
-        if subscriptions and all(s.mode == AT_MOST_ONCE for s in subscriptions):
-            ack()  # at-most-once: from here on, a failure loses the event by choice
-            try:
-                return event_apply(
-                    consumer=self.service,
-                    envelope=envelope,
-                    subscriptions=subscriptions,
-                    ordered=False,
-                )
-            except Exception:
-                log.exception(
-                    "%s: at-most-once handler failed; event %s dropped", self.service, envelope.id
-                )
-                return "dropped"
-        attempts = int(headers.get(ATTEMPTS_HEADER, 0))
+        return self.process([Delivery(envelope, headers, ack)])[0]
+
+    def process(self, deliveries: list[Delivery]) -> list[str]:
+        """Apply a batch in one transaction (a savepoint per event), then settle each one.
+
+        One commit for many events is what lets a consumer keep up with a busy monolith; a
+        failing event rolls back only its savepoint. Acks happen after the commit.
+        """
+        settled: dict[int, str] = {}
+        applied: list[tuple[int, Delivery, str, BaseException | None]] = []
+        for index, delivery in enumerate(deliveries):
+            subscriptions = self.registry.matching(self.service, delivery.envelope.type)
+            if delivery.envelope.origin == self.service:
+                delivery.ack()
+                settled[index] = Outcome.ECHO
+            elif subscriptions and all(s.mode == AT_MOST_ONCE for s in subscriptions):
+                settled[index] = self._at_most_once(delivery, subscriptions)
+            else:
+                applied.append((index, delivery, "", None))
+        if applied:
+            with transaction.atomic():
+                for n, (index, delivery, _, _) in enumerate(applied):
+                    try:
+                        outcome = event_apply(
+                            consumer=self.service,
+                            envelope=delivery.envelope,
+                            subscriptions=self.registry.matching(
+                                self.service, delivery.envelope.type
+                            ),
+                        )
+                        applied[n] = (index, delivery, outcome, None)
+                    except PayloadInvalid as exc:
+                        applied[n] = (index, delivery, "invalid", exc)
+                    except DatabaseError:
+                        raise  # the connection, not the event: nothing is acked, all redeliver
+                    except Exception as exc:
+                        applied[n] = (index, delivery, "failed", exc)
+            for index, delivery, outcome, exc in applied:
+                settled[index] = self._settle(delivery, outcome, exc)
+        results = [settled[i] for i in range(len(deliveries))]
+        for result in results:
+            self.stats.count(result)
+        return results
+
+    def _at_most_once(self, delivery: Delivery, subscriptions) -> str:
+        delivery.ack()  # at-most-once: from here on, a failure loses the event by choice
         try:
-            outcome = event_apply(
-                consumer=self.service, envelope=envelope, subscriptions=subscriptions
+            return event_apply(
+                consumer=self.service,
+                envelope=delivery.envelope,
+                subscriptions=subscriptions,
+                ordered=False,
             )
-        except PayloadInvalid as exc:
+        except Exception:
+            log.exception(
+                "%s: at-most-once handler failed; event %s dropped",
+                self.service,
+                delivery.envelope.id,
+            )
+            return "dropped"
+
+    def _settle(self, delivery: Delivery, outcome: str, exc: BaseException | None) -> str:
+        envelope, headers, ack = delivery.envelope, delivery.headers, delivery.ack
+        attempts = int(headers.get(ATTEMPTS_HEADER, 0))
+        if outcome == "invalid":
             self._park(envelope, DeadLetterReason.INVALID, str(exc), attempts, ack)
             return "parked"
-        except Exception as exc:
+        if outcome == "failed":
             self._retry_or_park(envelope, exc, attempts, ack)
             return "retried" if attempts < len(self.delays) else "parked"
         if outcome == Outcome.GAP:
@@ -178,7 +219,7 @@ class EventConsumer:
             self._park(envelope, DeadLetterReason.BLOCKED, error, attempts, ack)
             return "parked"
         ack()
-        return outcome
+        return str(outcome)
 
     def _retry_or_park(self, envelope, exc, attempts, ack) -> None:
         error = "".join(traceback.format_exception(exc))
@@ -205,6 +246,20 @@ class EventConsumer:
         ack()
 
     # ------------------------------------------------------------------ the loop
+    def _drain(self, connection) -> None:
+        """Wait for a delivery, take whatever else is already here, and process the batch."""
+        with contextlib.suppress(TimeoutError):
+            connection.drain_events(timeout=0.5)
+        batch_max = int(setting("OUTBOX_CONSUMER_BATCH"))
+        while self._buffer and len(self._buffer) < batch_max:
+            try:
+                connection.drain_events(timeout=0.001)
+            except TimeoutError:
+                break
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            self.process(batch)
+
     def run(self) -> ConsumerStats:
         """Consume until `should_stop()`; reconnect with backoff when the broker goes away."""
         if not self.registry.subscriptions(self.service):
@@ -214,6 +269,7 @@ class EventConsumer:
             )
         backoff = 0.0
         while not self.should_stop():
+            self._buffer = []  # unacked deliveries of a lost channel come back by themselves
             connection = broker_connection(self.broker_url)
             errors = connection_errors(connection)
             try:
@@ -230,9 +286,8 @@ class EventConsumer:
                 with Consumer(channel, queues=[queue], callbacks=[self.on_message], accept=None):
                     backoff = 0.0
                     while not self.should_stop():
-                        with contextlib.suppress(TimeoutError):
-                            connection.drain_events(timeout=0.5)
-            except errors as exc:
+                        self._drain(connection)
+            except (*errors, DatabaseError) as exc:
                 backoff = min(float(setting("OUTBOX_RELAY_BACKOFF_MAX_S")), max(0.2, backoff * 2))
                 log.warning(
                     "%s: broker unavailable (%r); retrying in %.1fs", self.service, exc, backoff

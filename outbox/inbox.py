@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import uuid
 from collections.abc import Sequence
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from .context import event_context
@@ -46,6 +47,44 @@ def envelope_upcast(envelope: Envelope) -> Envelope:
     return Envelope(**(envelope.to_dict() | {"version": version, "payload": payload}))
 
 
+def _cursor_lock(*, consumer: str, envelope: Envelope) -> int:
+    """Return the consumer's last applied sequence of the aggregate, its row locked till commit."""
+    table = connection.ops.quote_name(ConsumerCursor._meta.db_table)
+    # One statement creates the cursor at 0 or locks the existing one; a no-op update is
+    # what makes ON CONFLICT take the row lock and return the row.
+    sql = (
+        f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, last_sequence, updated_at) "  # noqa: S608
+        "VALUES (%s, %s, %s, 0, %s) ON CONFLICT (consumer, aggregate_type, aggregate_id) "
+        f"DO UPDATE SET last_sequence = {table}.last_sequence RETURNING last_sequence"
+    )
+    with connection.cursor() as cursor:
+        now = ConsumerCursor._meta.get_field("updated_at").get_db_prep_value(
+            timezone.now(), connection
+        )
+        cursor.execute(sql, [consumer, envelope.aggregate_type, envelope.aggregate_id, now])
+        return cursor.fetchone()[0]
+
+
+def _inbox_insert(*, consumer: str, envelope: Envelope) -> bool:
+    """Record the event as applied by `consumer`; return False if it already was."""
+    table = connection.ops.quote_name(InboxEvent._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (consumer, event_id, event_type, aggregate_type, aggregate_id, "  # noqa: S608
+        "sequence, origin, processed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING id"
+    )
+    field = InboxEvent._meta.get_field
+    event_id = field("event_id").get_db_prep_value(uuid.UUID(envelope.id), connection)
+    now = field("processed_at").get_db_prep_value(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [consumer, event_id, envelope.type, envelope.aggregate_type,
+             envelope.aggregate_id, envelope.sequence, envelope.origin, now],
+        )  # fmt: skip
+        return cursor.fetchone() is not None
+
+
 def event_apply(
     *,
     consumer: str,
@@ -60,17 +99,10 @@ def event_apply(
     if envelope.origin == consumer:
         return Outcome.ECHO
     with transaction.atomic():
-        cursor, _ = ConsumerCursor.objects.select_for_update().get_or_create(
-            consumer=consumer,
-            aggregate_type=envelope.aggregate_type,
-            aggregate_id=envelope.aggregate_id,
-        )
-        if (
-            envelope.sequence <= cursor.last_sequence
-            or InboxEvent.objects.filter(consumer=consumer, event_id=envelope.id).exists()
-        ):
+        last = _cursor_lock(consumer=consumer, envelope=envelope)
+        if envelope.sequence <= last:
             return Outcome.DUPLICATE
-        if ordered and envelope.sequence != cursor.last_sequence + 1:
+        if ordered and envelope.sequence != last + 1:
             parked_before = DeadLetter.objects.filter(
                 consumer=consumer,
                 aggregate_type=envelope.aggregate_type,
@@ -79,15 +111,8 @@ def event_apply(
                 replayed_at=None,
             ).exists()
             return Outcome.BLOCKED if parked_before else Outcome.GAP
-        InboxEvent.objects.create(
-            consumer=consumer,
-            event_id=envelope.id,
-            event_type=envelope.type,
-            aggregate_type=envelope.aggregate_type,
-            aggregate_id=envelope.aggregate_id,
-            sequence=envelope.sequence,
-            origin=envelope.origin,
-        )
+        if not _inbox_insert(consumer=consumer, envelope=envelope):
+            return Outcome.DUPLICATE
         if subscriptions:
             event = envelope_upcast(envelope)
             with event_context(
@@ -97,8 +122,12 @@ def event_apply(
             ):
                 for subscription in subscriptions:
                     subscription.handler(event)
-        cursor.last_sequence = envelope.sequence
-        cursor.save(update_fields=["last_sequence", "updated_at"])
+        ConsumerCursor.objects.filter(
+            consumer=consumer,
+            aggregate_type=envelope.aggregate_type,
+            aggregate_id=envelope.aggregate_id,
+            last_sequence__lt=envelope.sequence,
+        ).update(last_sequence=envelope.sequence, updated_at=timezone.now())
     return Outcome.APPLIED
 
 

@@ -1,0 +1,321 @@
+"""Benchmark the outbox: relay throughput against the broker's ceiling, commit-to-handled latency.
+
+    python benchmarks/outbox.py [--events 20000] [--rate 500] [--seconds 8]
+
+Needs PostgreSQL and RabbitMQ (BROKER_URL, default amqp://guest:guest@127.0.0.1:5672//); uses
+its own database (OUTBOX_BENCH_DATABASE_URL, default .../strangler_outbox_bench) and its own
+exchange and queues, deleted at the end.
+
+* ceiling_rps: a tight loop of unconfirmed persistent publishes of the same messages to the same
+  exchange and queues, ended by one synchronous round trip (measured before and after the relay;
+  the higher one is reported).
+* relay_rps: one relay draining the same number of pending rows: claim, publish with a window of
+  confirms, mark sent.
+* p50_ms / p99_ms: events committed one per transaction at a steady `--rate`; latency from the
+  writer's commit to the commit of the consumer's effect (relay and consumer are processes).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# `python benchmarks/outbox.py` would otherwise make this file the `outbox` package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+os.environ["DATABASE_URL"] = os.environ.get(
+    "OUTBOX_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/strangler_outbox_bench"
+)
+os.environ["DJANGO_SETTINGS_MODULE"] = "monolith.settings"
+os.environ.setdefault("STRANGLER_LOG_LEVEL", "WARNING")
+
+import argparse  # noqa: E402
+import signal  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+
+EFFECT_TABLE = "outbox_bench_effect"
+
+
+def configure(tag: str) -> None:
+    """Set up Django and point every outbox name at this run's private namespace."""
+    import django
+    from django.conf import settings
+
+    django.setup()
+    settings.OUTBOX_EXCHANGE = f"bench{tag}.events"
+    settings.OUTBOX_STREAM_QUEUE = f"bench{tag}.events.stream"
+    settings.OUTBOX_RETRY_DELAYS_MS = [1000]
+    settings.OUTBOX_RELAY_POLL_S = 1.0
+    settings.OUTBOX_CLEANUP_INTERVAL_S = 3600.0
+
+
+def service_name(tag: str) -> str:
+    return f"bench{tag}"
+
+
+def ensure_database() -> None:
+    import psycopg2
+    from dj_database_url import parse
+
+    cfg = parse(os.environ["DATABASE_URL"])
+    admin = psycopg2.connect(
+        dbname="postgres", user=cfg["USER"], host=cfg["HOST"], port=cfg["PORT"] or 5432,
+        password=cfg["PASSWORD"] or None,
+    )  # fmt: skip
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [cfg["NAME"]])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
+    admin.close()
+
+
+def role_relay(tag: str) -> None:
+    configure(tag)
+    from outbox.relay import Relay
+
+    stopping = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
+    Relay(should_stop=lambda: stopping["now"]).run()
+
+
+def role_consume(tag: str) -> None:
+    configure(tag)
+    from django.db import connection
+
+    from outbox.consumer import EventConsumer
+    from outbox.registry import handler
+
+    service = service_name(tag)
+
+    @handler("order.placed", consumer=service)
+    def record(event) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {EFFECT_TABLE} (event_id, handled_at) "  # noqa: S608
+                "VALUES (%s, extract(epoch from clock_timestamp()))",
+                [event.id],
+            )
+
+    stopping = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
+    EventConsumer(service=service, should_stop=lambda: stopping["now"]).run()
+
+
+def payload() -> dict:
+    return {
+        "order_id": str(uuid.uuid4()),
+        "user_id": 1,
+        "status": "pending",
+        "total": "20.00",
+        "currency": "EUR",
+        "items": [{"sku": "SKU-1", "quantity": 2, "unit_price": "10.00"}],
+        "created_at": "2026-01-01T10:00:00+00:00",
+    }
+
+
+def write_events(count: int, *, per_transaction: int = 500) -> None:
+    from django.db import transaction
+
+    import outbox
+
+    for start in range(0, count, per_transaction):
+        with transaction.atomic():
+            for n in range(start, min(count, start + per_transaction)):
+                outbox.publish(
+                    event_type="order.placed",
+                    aggregate_type="order",
+                    aggregate_id=f"agg{n % 1000}",
+                    payload=payload(),
+                )
+
+
+def measure_ceiling(bodies: list[tuple[str, bytes]], exchange: str) -> float:
+    """Return messages/s of unconfirmed persistent publishes, ended by one round trip."""
+    import amqp
+
+    from outbox.broker import broker_connection
+
+    conn = broker_connection()
+    conn.connect()
+    channel = conn.connection.channel()
+    started = time.perf_counter()
+    for routing_key, body in bodies:
+        message = amqp.Message(body, content_type="application/json", delivery_mode=2)
+        channel.basic_publish(message, exchange, routing_key)
+    channel.exchange_declare(exchange, "topic", passive=True)  # the round trip
+    elapsed = time.perf_counter() - started
+    conn.release()
+    return len(bodies) / elapsed
+
+
+def declare_sink(tag: str) -> str:
+    from kombu import Queue
+
+    from outbox.broker import broker_connection
+    from outbox.topology import declare_publisher, events_exchange
+
+    name = f"bench{tag}.sink"
+    with broker_connection() as conn:
+        declare_publisher(conn)
+        Queue(name, events_exchange(), routing_key="#", durable=True).bind(
+            conn.default_channel
+        ).declare()
+    return name
+
+
+def purge(queue: str) -> None:
+    from outbox.broker import broker_connection
+
+    with broker_connection() as conn:
+        conn.default_channel.queue_purge(queue)
+
+
+def teardown(tag: str) -> None:
+    from django.conf import settings
+
+    from outbox.broker import broker_connection
+    from outbox.selectors import consumer_queues
+
+    service = service_name(tag)
+    queues = [f"bench{tag}.sink", settings.OUTBOX_STREAM_QUEUE, *consumer_queues(service)]
+    with broker_connection() as conn:
+        for name in queues:
+            channel = conn.channel()
+            try:
+                channel.queue_delete(name)
+            except Exception:  # noqa: S112 - never declared in this run
+                continue
+            finally:
+                channel.close()
+        conn.channel().exchange_delete(settings.OUTBOX_EXCHANGE)
+
+
+def spawn(role: str, tag: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--role", role, "--tag", tag], cwd=ROOT, env=os.environ.copy()
+    )
+
+
+def measure_latency(tag: str, *, rate: int, seconds: float) -> list[float]:
+    """Return commit-to-handled latencies in ms at a steady `rate` of single-event commits."""
+    from django.db import connection, transaction
+
+    import outbox
+    from outbox.selectors import queue_depths
+    from outbox.topology import service_queue_name
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {EFFECT_TABLE}")
+        cursor.execute(f"CREATE TABLE {EFFECT_TABLE} (event_id uuid, handled_at float8)")
+    children = [spawn("relay", tag), spawn("consume", tag)]
+    try:
+        queue = service_queue_name(service_name(tag))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (queue_depths([queue])[0].consumers or 0):
+            time.sleep(0.2)
+        committed: dict[str, float] = {}
+        total = int(rate * seconds)
+        started = time.perf_counter()
+        for n in range(total):
+            # A steady schedule, not a burst: event n is due at n / rate seconds.
+            delay = started + n / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            with transaction.atomic():
+                row = outbox.publish(
+                    event_type="order.placed",
+                    aggregate_type="order",
+                    aggregate_id=f"lat{n % 200}",
+                    payload=payload(),
+                )
+            committed[str(row.event_id)] = time.time()
+        deadline = time.monotonic() + 30
+        handled: dict[str, float] = {}
+        while time.monotonic() < deadline and len(handled) < total:
+            time.sleep(0.2)
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT event_id::text, handled_at FROM {EFFECT_TABLE}")  # noqa: S608
+                handled = dict(cursor.fetchall())
+        achieved = total / (time.perf_counter() - started)
+        print(f"latency: {len(handled)}/{total} handled, written at {achieved:.0f}/s")
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(15)
+    return [(handled[k] - committed[k]) * 1000 for k in committed if k in handled]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--role", choices=["relay", "consume"])
+    parser.add_argument("--tag", default=uuid.uuid4().hex[:8])
+    args = parser.parse_args()
+    if args.role == "relay":
+        return role_relay(args.tag)
+    if args.role == "consume":
+        return role_consume(args.tag)
+
+    ensure_database()
+    configure(args.tag)
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from outbox.broker import EnvelopePublisher
+    from outbox.envelope import Envelope
+    from outbox.models import AggregateSequence, ConsumerCursor, InboxEvent, OutboxEvent
+    from outbox.relay import relay_drain
+
+    call_command("migrate", verbosity=0)
+    for model in (OutboxEvent, AggregateSequence, InboxEvent, ConsumerCursor):
+        model.objects.all().delete()
+    try:
+        sink = declare_sink(args.tag)
+        write_events(args.events)
+        bodies = [
+            (row.event_type, Envelope.from_row(row).to_json())
+            for row in OutboxEvent.objects.filter(sent_at=None).order_by("id")
+        ]
+        ceiling_before = measure_ceiling(bodies, settings.OUTBOX_EXCHANGE)
+        purge(sink)
+        publisher = EnvelopePublisher()
+        started = time.perf_counter()
+        sent = relay_drain(publisher=publisher)
+        relay_rps = sent / (time.perf_counter() - started)
+        publisher.close()
+        purge(sink)
+        ceiling_after = measure_ceiling(bodies, settings.OUTBOX_EXCHANGE)
+        purge(sink)
+        ceiling = max(ceiling_before, ceiling_after)
+        print(
+            f"relay: {sent} rows in {sent / relay_rps:.2f}s; ceiling before {ceiling_before:.0f}/s, "
+            f"after {ceiling_after:.0f}/s"
+        )
+        latencies = measure_latency(args.tag, rate=args.rate, seconds=args.seconds)
+    finally:
+        teardown(args.tag)
+    print(
+        f"RESULT outbox relay_rps={relay_rps:.0f} ceiling_rps={ceiling:.0f} "
+        f"vs_ceiling={relay_rps / ceiling:.2f} p50_ms={percentile(latencies, 50):.1f} "
+        f"p99_ms={percentile(latencies, 99):.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
