@@ -3,7 +3,7 @@
     strangler proxy [--routes FILE] [--host H] [--port P] [--workers N]
     strangler proxy check FILE                 validate a route table file
     strangler proxy routes [--url URL]         list the routes in force
-    strangler proxy routes set ROUTE MODE      switch one route's mode (atomic)
+    strangler proxy routes set ROUTE MODE [SERVICE]   switch one route's mode (atomic)
 
 With no arguments it serves the step-0 table on 127.0.0.1:8000 (STRANGLER_PROXY_PORT): every path
 to the monolith at STRANGLER_MONOLITH_URL (http://127.0.0.1:8001).
@@ -86,8 +86,9 @@ def routes_main(argv: list[str]) -> int:
                 name, mode, service = route["name"], route["mode"], route["service"]
                 print(f"  {name:<24} {mode:<12} {service:<12} {methods:<10} {where}")
             return 0
-        if len(args) == 3 and args[0] == "set":
-            status, data = _call("PATCH", f"{base}/_strangler/routes/{args[1]}", {"mode": args[2]})
+        if len(args) in {3, 4} and args[0] == "set":
+            change = {"mode": args[2]} | ({"service": args[3]} if len(args) == 4 else {})
+            status, data = _call("PATCH", f"{base}/_strangler/routes/{args[1]}", change)
             if status != 200:
                 print(f"strangler proxy: {data.get('detail', data)}", file=sys.stderr)
                 return 1
@@ -96,7 +97,10 @@ def routes_main(argv: list[str]) -> int:
     except urllib.error.URLError as exc:
         print(f"strangler proxy: cannot reach the proxy at {base}: {exc.reason}", file=sys.stderr)
         return 1
-    print("usage: strangler proxy routes [--url URL] | routes set ROUTE MODE", file=sys.stderr)
+    print(
+        "usage: strangler proxy routes [--url URL] | routes set ROUTE MODE [SERVICE]",
+        file=sys.stderr,
+    )
     return 2
 
 
