@@ -1,0 +1,138 @@
+"""An order the replica has not heard of yet: ask its owner, else wait a bounded time."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.db import connection
+
+from extracted.payments.models import OrderReplica
+from extracted.payments.replicas import order_replica_apply
+from strangler_proxy.identity import HEADER
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def owner(settings):
+    """A fake orders owner on an ephemeral port: owner.orders[id] = body; owner.seen = headers."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            server.seen.append(dict(self.headers))
+            order_id = self.path.rstrip("/").rsplit("/", 1)[-1]
+            body = server.orders.get(order_id)
+            status = server.status or (200 if body else 404)
+            payload = json.dumps(body or {"error": "not_found", "detail": "No such order."})
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(payload.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.orders, server.seen, server.status = {}, [], None
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.STRANGLER_ORDERS_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _owned(order_id, status="pending", total="19.90"):
+    return {"id": str(order_id), "status": status, "total": total, "currency": "EUR", "items": []}
+
+
+def test_an_order_not_replicated_yet_is_fetched_from_its_owner_as_the_caller(
+    auth_client, pay, owner, user_id
+):
+    order_id = uuid.uuid4()
+    owner.orders[str(order_id)] = _owned(order_id)
+
+    response = auth_client.post(
+        "/api/payments/",
+        {"order_id": str(order_id), "card_number": "4242424242424242"},
+        format="json",
+        headers={"Idempotency-Key": "k", "Authorization": "Bearer tok"},
+    )
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["amount"] == "19.90"
+    replica = OrderReplica.objects.get(pk=order_id)
+    assert (replica.user_id, replica.status, replica.source) == (user_id, "paid", "payment")
+    assert owner.seen[0]["Authorization"] == "Bearer tok"
+    assert owner.seen[0][HEADER]
+
+
+def test_an_order_its_owner_does_not_know_is_a_404(auth_client, pay, owner, provider):
+    response = pay(auth_client, uuid.uuid4())
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert provider.charges == []
+    assert not OrderReplica.objects.exists()
+
+
+def test_when_the_owner_fails_a_payment_waits_for_the_order_placed_in_flight(
+    settings, auth_client, pay, owner, user_id
+):
+    owner.status = 503
+    settings.STRANGLER_ORDER_REPLICA_WAIT_MS = 3000
+    order_id = uuid.uuid4()
+
+    def event_arrives():
+        time.sleep(0.3)
+        order_replica_apply(
+            order_id=order_id,
+            user_id=user_id,
+            status="pending",
+            total="5.00",
+            currency="EUR",
+            source="event",
+        )
+        connection.close()
+
+    threading.Thread(target=event_arrives).start()
+    started = time.monotonic()
+    response = pay(auth_client, order_id)
+
+    assert response.status_code == 201, response.json()
+    assert 0.25 < time.monotonic() - started < 3.0
+
+
+def test_the_wait_is_bounded_and_ends_in_a_503_that_may_be_retried(
+    settings, auth_client, pay, owner
+):
+    owner.status = 500
+    settings.STRANGLER_ORDER_REPLICA_WAIT_MS = 200
+
+    started = time.monotonic()
+    response = pay(auth_client, uuid.uuid4(), key="again")
+
+    assert response.status_code == 503
+    assert "retry with the same Idempotency-Key" in response.json()["detail"]
+    assert 0.2 <= time.monotonic() - started < 2.0
+
+
+def test_a_late_order_placed_never_moves_the_replica_back(make_order, user_id):
+    order = make_order(user_id, status="paid")
+
+    order_replica_apply(
+        order_id=order.order_id,
+        user_id=user_id,
+        status="pending",
+        total="25.00",
+        currency="EUR",
+        source="event",
+    )
+
+    order.refresh_from_db()
+    assert order.status == "paid"
