@@ -69,10 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Ctrl-C stops them all.",
     )
     parser.add_argument(
-        "--step", type=int, default=0, help=f"playbook step (one of {known_steps()}; default 0)"
+        "--step",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"playbook step (one of: {', '.join(map(str, known_steps()))}; default 0)",
     )
     parser.add_argument(
         "--var-dir",
+        metavar="DIR",
         default=os.environ.get("STRANGLER_VAR_DIR", "var"),
         help="where the embedded default keeps its SQLite files and broker folders "
         "(default: $STRANGLER_VAR_DIR or ./var)",
@@ -83,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                 f"--{spec.name}-port",
                 type=_port,
                 dest=f"port_{spec.name}",
+                metavar="PORT",
                 help=f"port of {spec.name} (default: ${spec.port_variable} or {spec.port})",
             )
     parser.add_argument(
@@ -95,12 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ready-timeout",
         type=float,
+        metavar="SECONDS",
         default=60.0,
         help="seconds each process has to become ready (default 60)",
     )
     parser.add_argument(
         "--grace",
         type=float,
+        metavar="SECONDS",
         default=10.0,
         help="seconds between SIGTERM and SIGKILL when stopping (default 10)",
     )
