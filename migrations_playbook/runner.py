@@ -374,9 +374,11 @@ def plan_stack(
             notes.append(f"skipping {spec.name}: {spec.requires_module} is not installed yet")
         else:
             chosen.append(spec)
+    # Skipped processes keep their ports: the others still reach them there (`--skip monolith`
+    # with a monolith you run yourself, say, under a debugger).
     ports = {
         spec.name: resolve_port(spec, getattr(args, f"port_{spec.name}"), environ)
-        for spec in chosen
+        for spec in specs
         if spec.port is not None
     }
     for spec in chosen:

@@ -227,3 +227,13 @@ def test_stack_stops_its_children_when_nobody_reads_its_output_any_more():
     assert stack.run() == 1
     assert stack.log.broken
     assert _gone(stack.children[0].pid)
+
+
+def test_skipped_process_keeps_its_port_so_the_others_still_reach_it(monkeypatch):
+    monkeypatch.setattr(runner, "importable", lambda module: True)
+    args = _args("--skip", "monolith", "--monolith-port", "9311", "--proxy-port", str(_free_port()))
+    specs, context, _, notes = runner.plan_stack(args, {})
+    proxy = next(spec for spec in specs if spec.name == "proxy")
+    assert "monolith" not in [spec.name for spec in specs]
+    assert notes == ["skipping monolith (--skip)"]
+    assert proxy.render(context)[1]["STRANGLER_MONOLITH_URL"] == "http://127.0.0.1:9311"
