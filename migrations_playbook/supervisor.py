@@ -172,13 +172,20 @@ def stop_children(
     for child in reversed(children):
         child.signal_leader(signal.SIGTERM)
     deadline = time.monotonic() + grace
+    hurried = False
     while any(child.group_alive() for child in children):
-        if time.monotonic() >= deadline or hurry():
+        hurried = hurry()
+        if hurried or time.monotonic() >= deadline:
             break
         time.sleep(0.05)
     for child in children:
         if child.group_alive():
-            say(f"{child.name} did not stop within {grace:g} s of SIGTERM; killing it")
+            why = (
+                "still running at the second signal"
+                if hurried
+                else f"did not stop within {grace:g} s of SIGTERM"
+            )
+            say(f"{child.name} {why}; killing it")
             child.kill_group()
     for child in children:
         child.finish()

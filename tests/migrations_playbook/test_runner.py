@@ -237,3 +237,25 @@ def test_skipped_process_keeps_its_port_so_the_others_still_reach_it(monkeypatch
     assert "monolith" not in [spec.name for spec in specs]
     assert notes == ["skipping monolith (--skip)"]
     assert proxy.render(context)[1]["STRANGLER_MONOLITH_URL"] == "http://127.0.0.1:9311"
+
+
+def test_second_sigint_kills_what_the_first_could_not_stop_without_waiting_the_grace():
+    stubborn = _python(
+        "stubborn",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('up', flush=True); time.sleep(60)",
+        ready_log="up",
+    )
+    timers = [threading.Timer(at, os.kill, (os.getpid(), signal.SIGINT)) for at in (1.5, 2.5)]
+    for timer in timers:
+        timer.start()
+    began = time.monotonic()
+    try:
+        status, out, stack = _run([stubborn], grace=30.0)
+    finally:
+        for timer in timers:
+            timer.cancel()
+    assert status == 0
+    assert "stubborn still running at the second signal; killing it" in out
+    assert _gone(stack.children[0].pid)
+    assert time.monotonic() - began < 10
