@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -77,13 +78,13 @@ _TABLES = {
 
 def payments_backfill(
     *,
-    alias: str,
+    source_db: BaseDatabaseWrapper,
     batch: int = 500,
     restart: bool = False,
     progress: bool = True,
     after_batch: Callable[[str, int], None] | None = None,
 ) -> BackfillResult:
-    """Copy orders then payments from the monolith database `alias`; resume from checkpoints.
+    """Copy orders then payments from the monolith database `source_db`; resume from checkpoints.
 
     `after_batch(phase, copied_so_far)` runs after each committed batch (tests interrupt here).
     """
@@ -101,7 +102,7 @@ def payments_backfill(
             result.copied[phase] = 0
             continue
         copied = 0
-        total = source.count(alias, table=table)
+        total = source.count(source_db, table=table)
         with tqdm(
             total=total,
             initial=min(checkpoint.copied, total),
@@ -110,12 +111,14 @@ def payments_backfill(
             disable=not progress,
         ) as bar:
             while True:
-                ids = source.ids_after(alias, table=table, after=checkpoint.last_id, limit=batch)
+                ids = source.ids_after(
+                    source_db, table=table, after=checkpoint.last_id, limit=batch
+                )
                 if not ids:
                     break
                 # Sequences before rows: a row read later holds at least those events' effects.
-                seqs = source.sequences(alias, aggregate_type=aggregate_type, ids=ids)
-                found = list(read(alias, ids))
+                seqs = source.sequences(source_db, aggregate_type=aggregate_type, ids=ids)
+                found = list(read(source_db, ids))
                 with transaction.atomic():
                     for row in found:
                         name = str(row[key])

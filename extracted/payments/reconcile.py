@@ -17,6 +17,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
+
 from . import source
 from .models import Payment
 from .sync import SHARED_FIELDS
@@ -80,10 +82,10 @@ def digest(row: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _monolith_rows(alias: str) -> dict[str, dict[str, Any]]:
+def _monolith_rows(source_db: BaseDatabaseWrapper) -> dict[str, dict[str, Any]]:
     sql = f"SELECT {', '.join(SHARED_FIELDS)} FROM payments_payment"  # noqa: S608
     found = {}
-    for values in source.rows(alias, sql):
+    for values in source.rows(source_db, sql):
         row = canonical(dict(zip(SHARED_FIELDS, values, strict=True)))
         found[row["id"]] = row
     return found
@@ -97,9 +99,9 @@ def _service_rows() -> dict[str, dict[str, Any]]:
     return found
 
 
-def payments_reconcile(*, alias: str) -> ReconcileReport:
-    """Compare every payment of the monolith database `alias` with the service's; list the gaps."""
-    monolith, service = _monolith_rows(alias), _service_rows()
+def payments_reconcile(*, source_db: BaseDatabaseWrapper) -> ReconcileReport:
+    """Compare every payment in the monolith database `source_db` with ours; list the gaps."""
+    monolith, service = _monolith_rows(source_db), _service_rows()
     differences: list[Difference] = []
     for pk in sorted(monolith.keys() - service.keys()):
         differences.append(Difference("missing_in_service", pk))

@@ -15,42 +15,46 @@ from typing import Any
 
 import dj_database_url
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.utils import load_backend
 from django.utils.dateparse import parse_datetime
 
 from .routers import MONOLITH_ALIAS
 
 URL_ALIAS = f"{MONOLITH_ALIAS}_source"
 
+_by_url: dict[str, BaseDatabaseWrapper] = {}
+
 
 class SourceNotConfigured(RuntimeError):
     """Neither --source-url nor MONOLITH_DATABASE_URL says where the monolith's database is."""
 
 
-def source_alias(*, url: str | None = None) -> str:
-    """Return the alias to read the monolith through, registering `url` as one if given."""
+def source_connection(*, url: str | None = None) -> BaseDatabaseWrapper:
+    """Return a connection to the monolith's database: `url`, else the `monolith` alias."""
     if url:
-        config = dj_database_url.parse(url)
-        if config["ENGINE"].endswith("postgresql"):
-            config.setdefault("OPTIONS", {})["options"] = "-c default_transaction_read_only=on"
-        configured = connections.configure_settings({**connections.settings, URL_ALIAS: config})
-        current = connections.settings.get(URL_ALIAS)
-        if current != configured[URL_ALIAS]:
-            if current is not None:
-                connections[URL_ALIAS].close()
-                del connections[URL_ALIAS]
-            connections.settings[URL_ALIAS] = configured[URL_ALIAS]
-        return URL_ALIAS
+        if url not in _by_url:
+            config = dj_database_url.parse(url)
+            if config["ENGINE"].endswith("postgresql"):
+                config.setdefault("OPTIONS", {})["options"] = "-c default_transaction_read_only=on"
+            # A private wrapper, not a settings alias: it is never migrated, routed or flushed.
+            settings_dict = connections.configure_settings(
+                {**connections.settings, URL_ALIAS: config}
+            )
+            backend = load_backend(config["ENGINE"])
+            _by_url[url] = backend.DatabaseWrapper(settings_dict[URL_ALIAS], URL_ALIAS)
+        return _by_url[url]
     if MONOLITH_ALIAS in connections.settings:
-        return MONOLITH_ALIAS
+        return connections[MONOLITH_ALIAS]
     raise SourceNotConfigured(
         "Where is the monolith's database? Pass --source-url postgres://... or set "
         "MONOLITH_DATABASE_URL."
     )
 
 
-def rows(alias: str, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+def rows(db: BaseDatabaseWrapper, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
     """Run one read on the source and return all its rows."""
-    with connections[alias].cursor() as cursor:
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
@@ -59,16 +63,18 @@ def placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
-def ids_after(alias: str, *, table: str, after: str, limit: int) -> list[Any]:
+def ids_after(db: BaseDatabaseWrapper, *, table: str, after: str, limit: int) -> list[Any]:
     """Return the next `limit` primary keys of `table` above `after`, in key order (raw values)."""
     if after:
         sql = f"SELECT id FROM {table} WHERE id > %s ORDER BY id LIMIT %s"  # noqa: S608
-        return [row[0] for row in rows(alias, sql, [after, limit])]
+        return [row[0] for row in rows(db, sql, [after, limit])]
     sql = f"SELECT id FROM {table} ORDER BY id LIMIT %s"  # noqa: S608
-    return [row[0] for row in rows(alias, sql, [limit])]
+    return [row[0] for row in rows(db, sql, [limit])]
 
 
-def sequences(alias: str, *, aggregate_type: str, ids: Sequence[Any]) -> dict[str, int]:
+def sequences(
+    db: BaseDatabaseWrapper, *, aggregate_type: str, ids: Sequence[Any]
+) -> dict[str, int]:
     """Return the monolith's last outbox sequence of each aggregate in `ids` (absent: none)."""
     names = [str(as_uuid(value)) for value in ids]
     if not names:
@@ -77,11 +83,11 @@ def sequences(alias: str, *, aggregate_type: str, ids: Sequence[Any]) -> dict[st
         "SELECT aggregate_id, last_sequence FROM outbox_aggregatesequence "  # noqa: S608
         f"WHERE aggregate_type = %s AND aggregate_id IN ({placeholders(len(names))})"
     )
-    return {name: int(seq) for name, seq in rows(alias, sql, [aggregate_type, *names])}
+    return {name: int(seq) for name, seq in rows(db, sql, [aggregate_type, *names])}
 
 
-def count(alias: str, *, table: str) -> int:
-    return rows(alias, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608
+def count(db: BaseDatabaseWrapper, *, table: str) -> int:
+    return rows(db, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608
 
 
 def as_uuid(value: Any) -> uuid.UUID:
@@ -109,7 +115,7 @@ PAYMENT_COLUMNS = (
 )
 
 
-def payment_rows(alias: str, ids: Sequence[Any]) -> Iterator[dict[str, Any]]:
+def payment_rows(db: BaseDatabaseWrapper, ids: Sequence[Any]) -> Iterator[dict[str, Any]]:
     """Yield the monolith's payments with these ids, as plain typed dicts."""
     if not ids:
         return
@@ -117,7 +123,7 @@ def payment_rows(alias: str, ids: Sequence[Any]) -> Iterator[dict[str, Any]]:
         f"SELECT {PAYMENT_COLUMNS} FROM payments_payment "  # noqa: S608
         f"WHERE id IN ({placeholders(len(ids))})"
     )
-    for row in rows(alias, sql, list(ids)):
+    for row in rows(db, sql, list(ids)):
         yield payment_row_dict(row)
 
 
@@ -140,7 +146,7 @@ def payment_row_dict(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
-def order_rows(alias: str, ids: Sequence[Any]) -> Iterator[dict[str, Any]]:
+def order_rows(db: BaseDatabaseWrapper, ids: Sequence[Any]) -> Iterator[dict[str, Any]]:
     """Yield the monolith's orders with these ids: what the replica needs."""
     if not ids:
         return
@@ -148,7 +154,7 @@ def order_rows(alias: str, ids: Sequence[Any]) -> Iterator[dict[str, Any]]:
         "SELECT id, user_id, status, total, currency FROM orders_order "  # noqa: S608
         f"WHERE id IN ({placeholders(len(ids))})"
     )
-    for pk, user_id, status, total, currency in rows(alias, sql, list(ids)):
+    for pk, user_id, status, total, currency in rows(db, sql, list(ids)):
         yield {
             "order_id": as_uuid(pk),
             "user_id": int(user_id),

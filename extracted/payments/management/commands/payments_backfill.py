@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from extracted.payments.backfill import payments_backfill
-from extracted.payments.source import SourceNotConfigured, source_alias
+from extracted.payments.source import SourceNotConfigured, source_connection
 
 
 class Command(BaseCommand):
@@ -29,11 +29,11 @@ class Command(BaseCommand):
         if batch < 1:
             raise CommandError(f"--batch must be at least 1; got {batch}.")
         try:
-            alias = source_alias(url=source_url)
+            source_db = source_connection(url=source_url)
         except SourceNotConfigured as exc:
             raise CommandError(str(exc)) from exc
         result = payments_backfill(
-            alias=alias, batch=batch, restart=restart, progress=not no_progress
+            source_db=source_db, batch=batch, restart=restart, progress=not no_progress
         )
         for phase, copied in result.copied.items():
             note = (

@@ -7,7 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from extracted.payments.reconcile import payments_reconcile
-from extracted.payments.source import SourceNotConfigured, source_alias
+from extracted.payments.source import SourceNotConfigured, source_connection
 
 
 class Command(BaseCommand):
@@ -24,10 +24,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, source_url=None, json=False, **options):
         try:
-            alias = source_alias(url=source_url)
+            source_db = source_connection(url=source_url)
         except SourceNotConfigured as exc:
             raise CommandError(str(exc)) from exc
-        report = payments_reconcile(alias=alias)
+        report = payments_reconcile(source_db=source_db)
         if json:
             self.stdout.write(_dumps(report.as_dict()))
         else:
