@@ -46,10 +46,10 @@ def _payment(subject: str, body: str) -> Callable[[dict], Message]:
     return make
 
 
+# No message for order.placed: the receipt is the monolith's Celery job
+# (monolith.orders.tasks.send_order_confirmation, on the priority email queue), and a customer
+# must not get two emails for one order.
 MESSAGES: dict[str, Callable[[dict], Message]] = {
-    "order.placed": _order(
-        "Order {short} received", "We received your order {order_id} of {money}; it awaits payment."
-    ),
     "order.paid": _order("Order {short} paid", "Your order {order_id} of {money} is paid. Thanks!"),
     "order.cancelled": _order(
         "Order {short} cancelled",
