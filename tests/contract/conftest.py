@@ -81,3 +81,17 @@ def staff(deployment: Deployment, api: Api) -> Api:
             "to a staff account of the deployment under test"
         )
     return api.with_token(login(api, deployment.staff_email, deployment.staff_password))
+
+
+SQLITE_LOCKED = (
+    "monolith bug on the embedded SQLite default: concurrent payments get 500 'database is "
+    "locked' (deferred transactions upgrade to a write lock without waiting; SQLite's "
+    "transaction_mode IMMEDIATE would queue them instead)"
+)
+
+
+@pytest.fixture
+def sqlite_locking_bug(deployment: Deployment, request: pytest.FixtureRequest) -> None:
+    """Expect the known SQLite locking failure when the suite runs the monolith on SQLite."""
+    if deployment.database == "sqlite":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=SQLITE_LOCKED))

@@ -6,9 +6,11 @@ project (`test_self_check.py` enforces it), so it runs unchanged against any dep
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -163,6 +165,18 @@ def assert_page(body: dict) -> None:
     assert set(body) == {"count", "next", "previous", "results"}, body
     assert isinstance(body["count"], int)
     assert isinstance(body["results"], list)
+
+
+def race(fn: Callable[[], T], *, times: int) -> list[T]:
+    """Call `fn` from `times` threads released at the same instant; return their results."""
+    barrier = threading.Barrier(times, timeout=REQUEST_TIMEOUT_S)
+
+    def runner(_: int) -> T:
+        barrier.wait()
+        return fn()
+
+    with ThreadPoolExecutor(max_workers=times) as pool:
+        return list(pool.map(runner, range(times)))
 
 
 def eventually(fn: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05) -> T:

@@ -38,7 +38,8 @@ class Deployment:
     base_url: str
     staff_email: str | None = None
     staff_password: str | None = None
-    started_here: bool = False
+    # "postgresql" or "sqlite" when this suite started the server; None for a given URL.
+    database: str | None = None
 
 
 class ServerFailed(RuntimeError):
@@ -57,6 +58,7 @@ def monolith(database_url: str | None, broker_url: str | None) -> Iterator[Deplo
     staff_email = f"staff-{uuid.uuid4().hex[:12]}@contract.example.com"
     staff_password = f"staff-{uuid.uuid4().hex}"
     with _database(database_url, workdir) as server_database_url:
+        database = "sqlite" if server_database_url.startswith("sqlite") else "postgresql"
         env = _server_env(server_database_url, broker_url, workdir)
         _manage(["migrate", "--noinput"], env)
         # The staff account is created while the server boots: both only need the schema.
@@ -67,7 +69,7 @@ def monolith(database_url: str | None, broker_url: str | None) -> Iterator[Deplo
         )
         with _serving(env, workdir) as base_url:
             _finish_manage(superuser)
-            yield Deployment(base_url, staff_email, staff_password, started_here=True)
+            yield Deployment(base_url, staff_email, staff_password, database)
     shutil.rmtree(workdir, ignore_errors=True)
 
 
