@@ -33,6 +33,7 @@ from . import admin
 from .auth import EdgeAuth
 from .config import ProxyConfig
 from .discovery import registry_from_url
+from .fastclient import FAST_METHODS, FastPool
 from .headers import (
     FALLBACK,
     REQUEST_ID,
@@ -103,6 +104,7 @@ class Gateway:
         self.shadow = ShadowRunner(self, concurrency=config.shadow_concurrency)
         self.retry_budget = RetryBudget()
         self.session: aiohttp.ClientSession | None = None
+        self.fast = FastPool()
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
         self._background: list[asyncio.Task] = []
         self._runner: web.ServerRunner | None = None
@@ -218,6 +220,7 @@ class Gateway:
             await self._runner.cleanup()
         if self.session is not None:
             await self.session.close()
+        self.fast.close()
         await self.registry.close()
         await self.limiter.close()
 
@@ -367,10 +370,17 @@ class Gateway:
             raise _UpstreamFailed("upstream_unavailable", str(exc), 503) from None
         instance.outstanding += 1
         try:
-            resp = await self.session.request(
-                method, URL(instance.url + target, encoded=True), headers=headers, data=body,
-                allow_redirects=False, timeout=self._timeout(route), compress=None,
-            )  # fmt: skip
+            if body is None and method in FAST_METHODS:
+                resp = await self.fast.request(
+                    url=instance.url, host=instance.host, method=method, target=target,
+                    headers=headers, connect_timeout=route.connect_timeout,
+                    read_timeout=route.timeout,
+                )  # fmt: skip
+            else:
+                resp = await self.session.request(
+                    method, URL(instance.url + target, encoded=True), headers=headers, data=body,
+                    allow_redirects=False, timeout=self._timeout(route), compress=None,
+                )  # fmt: skip
         except TimeoutError:
             instance.outstanding -= 1
             instance.breaker.record(False, time.monotonic())
@@ -471,16 +481,17 @@ class Gateway:
             out_headers[FALLBACK] = fallback_from
         capture = route.mode == "shadow" and request.method in SAFE_METHODS
         captured: list[bytes] | None = [] if capture else None
+        length = resp.content_length
         try:
-            await out.prepare(request)
-            length = resp.content_length
             if length is not None and length <= _SMALL_BODY:
-                # One read, one write: headers and body leave in a single send.
-                body = await resp.content.read()
+                # Read first, then answer in one send; a broken body becomes a clean 502/504.
+                body = await self._read_small(resp, route, target)
+                await out.prepare(request)
                 await out.write_eof(body)
                 if captured is not None:
                     captured.append(body)
             else:
+                await out.prepare(request)
                 size, limit = 0, self.config.shadow_body_limit
                 async for chunk in resp.content.iter_any():
                     await out.write(chunk)
@@ -512,6 +523,19 @@ class Gateway:
                     primary=primary,
                 )
         return self._finish(request, out, rid, route, target, started, fallback_from, shadow)
+
+    async def _read_small(self, resp, route: Route, target: str) -> bytes:
+        try:
+            return await resp.content.read()
+        except TimeoutError:
+            self.metrics.errors[(route.name, target, "timeout")] += 1
+            raise _UpstreamFailed(
+                "upstream_timeout", f"{target} stalled mid-answer.", 504
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            self.metrics.errors[(route.name, target, "broken_body")] += 1
+            detail = f"{target} broke off its answer: {exc}."
+            raise _UpstreamFailed("upstream_unavailable", detail) from None
 
     async def fetch(
         self, *, service: str, method: str, target: str, headers, route: Route

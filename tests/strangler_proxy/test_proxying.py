@@ -254,3 +254,67 @@ async def test_head_and_no_content_answers_pass_through():
             assert resp.status == 200 and resp.headers["X-Head"] == "1"
         async with client.delete(base + "/d") as resp:
             assert resp.status == 204 and await resp.read() == b""
+
+
+async def raw_upstream(reply):
+    """A raw TCP upstream: `reply(request_bytes, writer)` answers each request."""
+
+    async def serve(reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not await reply(head, writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+@aio
+async def test_an_idle_upstream_connection_closed_by_the_upstream_is_replaced_transparently():
+    async def answer_then_hang_up(head, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        return False  # keep-alive promised, connection closed anyway
+
+    server, url = await raw_upstream(answer_then_hang_up)
+    table = {
+        "services": {"monolith": {"url": url, "health_path": None}},
+        "routes": [{"name": "all", "prefix": "/", "retries": 0}],
+    }
+    async with (
+        server,
+        gateway(table, monolith=url) as (gw, base),
+        aiohttp.ClientSession() as client,
+    ):
+        for _ in range(3):
+            async with client.get(base + "/x") as resp:
+                assert resp.status == 200 and await resp.read() == b"ok"
+                await asyncio.sleep(0.05)
+    assert gw.metrics.errors == {}
+
+
+@aio
+async def test_an_upstream_that_answers_garbage_or_hangs_up_mid_body_gets_a_502():
+    async def garbage(head, writer):
+        if b"/cut" in head:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part")
+        else:
+            writer.write(b"SPDY/9 nonsense\r\n\r\n")
+        await writer.drain()
+        return False
+
+    server, url = await raw_upstream(garbage)
+    table = {
+        "services": {"monolith": {"url": url, "health_path": None}},
+        "routes": [{"name": "all", "prefix": "/", "retries": 0}],
+    }
+    async with server, gateway(table, monolith=url) as (_, base), aiohttp.ClientSession() as client:
+        async with client.get(base + "/x") as resp:
+            assert resp.status == 502 and (await resp.json())["error"] == "upstream_unavailable"
+        async with client.get(base + "/cut") as resp:
+            assert resp.status == 502 and "broke off its answer" in (await resp.json())["detail"]

@@ -1,0 +1,266 @@
+"""A lean HTTP/1.1 client for the hot path: pooled keep-alive connections parsed by httptools.
+
+* Supports: GET and OPTIONS without a request body (the bulk of proxied traffic); everything else
+  (bodies, HEAD, uploads) goes through aiohttp's client, which handles every corner of HTTP.
+* Keep-alive: a connection returns to its instance's idle pool when the answer was read to the end
+  and both sides allow keep-alive; otherwise it is closed.
+* A request that fails on a *reused* connection before any answer byte (the upstream closed it
+  while idle) is sent once more on a fresh connection; the methods served here are safe.
+* Timeouts: `connect_timeout` to open a connection, `read_timeout` to the answer's headers and
+  between body chunks (``TimeoutError``). Back-pressure: reading pauses while more than 256 KiB of
+  body waits for the client.
+
+It exists because the generic client costs more CPU per request than everything else the proxy
+does (see docs/proxy.md, "Performance").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+
+FAST_METHODS = frozenset({"GET", "OPTIONS"})
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
+
+
+class UpstreamProtocolError(ConnectionError):
+    """The upstream's answer was not valid HTTP/1.1, or the connection ended mid-answer."""
+
+
+class _Connection(asyncio.Protocol):
+    """One upstream connection; one request at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.used = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.reason = b""
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.headers_done = False
+        self.done = False
+        self.keep_alive = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future | None = None
+        self.got_bytes = False
+        self.paused = False
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamProtocolError(f"invalid answer from upstream: {exc}"))
+            self.transport.close()
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if not self.done:
+            self._fail(UpstreamProtocolError("upstream closed the connection mid-answer"))
+
+    # -- httptools callbacks
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()
+        self.headers_done = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.done = True
+        self._wake()
+
+    # -- internals
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    async def wait(self, timeout: float) -> None:
+        """Wait for the next parser event, at most `timeout` seconds."""
+        if self.error is not None:
+            raise self.error
+        self.waiter = waiter = self.loop.create_future()
+        timer = self.loop.call_later(timeout, self._timed_out, waiter, timeout)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self.waiter = None
+
+    def _timed_out(self, waiter: asyncio.Future, timeout: float) -> None:
+        if not waiter.done():
+            waiter.set_exception(TimeoutError(f"upstream sent nothing for {timeout}s"))
+            self.transport.close()
+
+
+class FastResponse:
+    """An upstream answer with the parts of aiohttp's ClientResponse the gateway uses."""
+
+    def __init__(self, pool: FastPool, key: str, conn: _Connection, read_timeout: float):
+        self._pool, self._key, self._conn, self._timeout = pool, key, conn, read_timeout
+        self.status = conn.status
+        self.reason = conn.reason.decode("latin-1")
+        self.raw_headers = tuple(conn.raw_headers)
+        self.content = self  # the gateway reads `resp.content.read()` / `.iter_any()`
+        self._headers: CIMultiDictProxy | None = None
+        self._released = False
+
+    @property
+    def headers(self) -> CIMultiDictProxy:
+        if self._headers is None:
+            self._headers = CIMultiDictProxy(
+                CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers)
+            )
+        return self._headers
+
+    @property
+    def content_length(self) -> int | None:
+        for name, value in self.raw_headers:
+            if name.lower() == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return None
+        return None
+
+    async def _next(self) -> bytes:
+        conn = self._conn
+        while True:
+            if conn.chunks:
+                chunk = conn.chunks.popleft()
+                conn.buffered -= len(chunk)
+                if conn.paused and conn.buffered < _LOW_WATER:
+                    conn.paused = False
+                    conn.transport.resume_reading()
+                return chunk
+            if conn.done:
+                return b""
+            await conn.wait(self._timeout)
+
+    async def read(self, limit: int = -1) -> bytes:
+        """Return the whole body (or its first `limit` bytes and drop the connection)."""
+        parts, size = [], 0
+        while True:
+            chunk = await self._next()
+            if not chunk:
+                return b"".join(parts)
+            parts.append(chunk)
+            size += len(chunk)
+            if 0 <= limit < size:
+                return b"".join(parts)[:limit]
+
+    async def iter_any(self):
+        while True:
+            chunk = await self._next()
+            if not chunk:
+                return
+            yield chunk
+
+    def release(self) -> None:
+        """Give the connection back to the pool if it can carry another request, else close it."""
+        if self._released:
+            return
+        self._released = True
+        conn = self._conn
+        if conn.done and conn.keep_alive and not conn.closed and not conn.chunks:
+            self._pool._idle.setdefault(self._key, []).append(conn)
+        else:
+            conn.closed = True
+            conn.transport.close()
+
+
+class FastPool:
+    """Idle keep-alive connections per upstream instance, and the request loop over them."""
+
+    def __init__(self) -> None:
+        self._idle: dict[str, list[_Connection]] = {}
+
+    async def _connect(self, host: str, port: int, timeout: float) -> _Connection:
+        loop = asyncio.get_running_loop()
+        _, conn = await asyncio.wait_for(
+            loop.create_connection(lambda: _Connection(loop), host, port), timeout
+        )
+        return conn
+
+    async def request(
+        self, *, url: str, host: str, method: str, target: str, headers, connect_timeout: float,
+        read_timeout: float,
+    ) -> FastResponse:  # fmt: skip
+        """Send a body-less request to the instance at `url`; return once the headers arrived."""
+        lines = [f"{method} {target} HTTP/1.1\r\n"]
+        if "Host" not in headers:
+            lines.append(f"Host: {host}\r\n")
+        lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
+        lines.append("\r\n")
+        head = "".join(lines).encode("latin-1")
+        idle = self._idle.get(url)
+        for _ in range(2):
+            conn = None
+            while idle:
+                candidate = idle.pop()
+                if not candidate.closed:
+                    conn = candidate
+                    break
+            reused = conn is not None
+            if conn is None:
+                hostname, _, port = host.rpartition(":")
+                conn = await self._connect(hostname or host, int(port or 80), connect_timeout)
+            conn._reset()
+            conn.used = True
+            conn.transport.write(head)
+            try:
+                while not conn.headers_done:
+                    await conn.wait(read_timeout)
+            except UpstreamProtocolError:
+                conn.transport.close()
+                if reused and not conn.got_bytes:
+                    continue  # the idle connection died under us: once more on a fresh one
+                raise
+            except BaseException:
+                conn.transport.close()
+                raise
+            return FastResponse(self, url, conn, read_timeout)
+        raise UpstreamProtocolError("upstream closed two connections before answering")
+
+    def close(self) -> None:
+        for conns in self._idle.values():
+            for conn in conns:
+                if conn.transport is not None:
+                    conn.transport.close()
+        self._idle.clear()
