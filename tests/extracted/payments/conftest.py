@@ -31,11 +31,10 @@ _keys = itertools.count(1)
 _users = itertools.count(1000)
 
 
-def pytest_collection_modifyitems(config, items):
-    if django_settings.ROOT_URLCONF != "extracted.payments.urls":
-        raise pytest.UsageError(
-            "tests/extracted/payments run with --ds=extracted.payments.settings"
-        )
+# These tests need the service's settings (--ds=extracted.payments.settings); under any other
+# settings (the monolith suite's default run) they are not collected rather than failing.
+if django_settings.ROOT_URLCONF != "extracted.payments.urls":
+    collect_ignore_glob = ["test_*.py"]
 
 
 @pytest.fixture(autouse=True)
