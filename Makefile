@@ -30,10 +30,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-## test: lint, then the whole suite against PostgreSQL, RabbitMQ and Redis
+TEST_ENV := BROKER_URL=$(TEST_BROKER_URL) REDIS_URL=$(TEST_REDIS_URL)
+
+## test: lint, then the whole suite against PostgreSQL, RabbitMQ and Redis.
+## Each Django project is tested in its own pytest run (pytest-django configures one settings
+## module per run): the monolith and the shared parts first, then each extracted service.
 test: lint
-	DATABASE_URL=$(TEST_DATABASE_URL) BROKER_URL=$(TEST_BROKER_URL) REDIS_URL=$(TEST_REDIS_URL) \
-		$(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) DATABASE_URL=$(TEST_DATABASE_URL) \
+		$(BIN)/pytest --ignore=tests/extracted $(PYTEST_ARGS)
+	$(TEST_ENV) DATABASE_URL=$(TEST_DATABASE_URL)_payments \
+		$(BIN)/pytest tests/extracted/payments --ds=extracted.payments.settings $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
