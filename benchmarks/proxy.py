@@ -175,7 +175,12 @@ def main() -> int:
                 "PYTHONPATH": str(ROOT),
             }
             env.pop("REDIS_URL", None)
-            for name, extra in (("monolith", []), ("shadow", ["--routes", str(routes)])):
+            modes = (
+                ("monolith", []),
+                ("shadow", ["--routes", str(routes)]),
+                ("2 workers", ["--workers", "2"]),
+            )
+            for name, extra in modes:
                 port = free_port()
                 cmd = [sys.executable, "-c", SERVE_PROXY, "--port", str(port), *extra]
                 procs.append(start(cmd, port, env))
@@ -201,7 +206,7 @@ def main() -> int:
     print(
         f"RESULT proxy rps={ours['rps']:.0f} p50_ms={ours['p50']:.3f} p99_ms={ours['p99']:.3f} "
         f"vs_nginx={vs_nginx} vs_direct={ours['rps'] / results['direct']['rps']:.3f} "
-        f"shadow_rps={results['shadow']['rps']:.0f}"
+        f"shadow_rps={results['shadow']['rps']:.0f} workers2_rps={results['2 workers']['rps']:.0f}"
     )
     return 0
 
