@@ -168,6 +168,9 @@ def _serving(env: dict[str, str], workdir: Path) -> Iterator[str]:
             "--timeout=30",
             # Import Django once in the arbiter and fork: workers are ready sooner.
             "--preload",
+            # Its default control socket is one fixed path per machine user, shared with every
+            # other gunicorn running here; a throw-away server needs none.
+            "--no-control-socket",
         ]
         port = None
     else:
