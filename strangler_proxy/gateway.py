@@ -415,6 +415,11 @@ class Gateway:
     ):
         method = request.method
         has_body = request.body_exists
+        if has_body and request.headers.get("Expect", "").lower() == "100-continue":
+            # The proxy answers Expect itself (and does not forward it): the client may now send
+            # the body, which streams on to the upstream as it arrives.
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
         body = _GuardedBody(request.content, self.config.body_idle_timeout) if has_body else None
         retryable = method in SAFE_METHODS and not has_body
         self.retry_budget.deposit()

@@ -19,7 +19,8 @@ HOP_BY_HOP = frozenset(
     }
 )  # fmt: skip
 IDENTITY_PREFIX = "x-strangler-identity"
-_REQUEST_DROP = HOP_BY_HOP | {"host", "x-forwarded-host", "x-forwarded-proto"}
+# Expect is answered by the proxy itself (100 Continue), so the upstream never waits on it.
+_REQUEST_DROP = HOP_BY_HOP | {"host", "x-forwarded-host", "x-forwarded-proto", "expect"}
 REQUEST_ID = "X-Request-ID"
 UPSTREAM = "X-Strangler-Upstream"
 FALLBACK = "X-Strangler-Fallback"

@@ -318,3 +318,22 @@ async def test_an_upstream_that_answers_garbage_or_hangs_up_mid_body_gets_a_502(
             assert resp.status == 502 and (await resp.json())["error"] == "upstream_unavailable"
         async with client.get(base + "/cut") as resp:
             assert resp.status == 502 and "broke off its answer" in (await resp.json())["detail"]
+
+
+@aio
+async def test_a_client_expecting_100_continue_is_told_to_go_on_and_its_body_arrives():
+    async with upstream() as up, gateway(monolith=up.url) as (_, base):
+        host, port = base.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+        writer.write(b"hello")
+        await writer.drain()
+        final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        writer.close()
+    assert interim.startswith(b"HTTP/1.1 100 Continue")
+    assert final.startswith(b"HTTP/1.1 200")
+    assert "Expect" not in up.seen[0].headers and up.seen[0].content_length == 5
