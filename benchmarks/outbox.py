@@ -11,8 +11,9 @@ exchange and queues, deleted at the end.
   the higher one is reported).
 * relay_rps: one relay draining the same number of pending rows: claim, publish with a window of
   confirms, mark sent.
-* p50_ms / p99_ms: events committed one per transaction at a steady `--rate`; latency from the
-  writer's commit to the commit of the consumer's effect (relay and consumer are processes).
+* p50_ms / p99_ms: events committed one per transaction at a steady `--rate` by 4 writer
+  threads; latency from the writer's commit to the commit of the consumer's effect (relay and
+  consumer run as processes).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ os.environ.setdefault("STRANGLER_LOG_LEVEL", "WARNING")
 
 import argparse  # noqa: E402
 import signal  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 
 EFFECT_TABLE = "outbox_bench_effect"
+WRITERS = 4  # request threads of the monolith committing events
 
 
 def configure(tag: str) -> None:
@@ -106,7 +108,8 @@ def role_consume(tag: str) -> None:
 
     stopping = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
-    EventConsumer(service=service, should_stop=lambda: stopping["now"]).run()
+    stats = EventConsumer(service=service, should_stop=lambda: stopping["now"]).run()
+    print(f"consumer outcomes: {stats.outcomes}", file=sys.stderr)
 
 
 def payload() -> dict:
@@ -135,6 +138,13 @@ def write_events(count: int, *, per_transaction: int = 500) -> None:
                     aggregate_id=f"agg{n % 1000}",
                     payload=payload(),
                 )
+
+
+def vacuum() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE outbox_outboxevent")
 
 
 def measure_ceiling(bodies: list[tuple[str, bytes]], exchange: str) -> float:
@@ -224,19 +234,30 @@ def measure_latency(tag: str, *, rate: int, seconds: float) -> list[float]:
         committed: dict[str, float] = {}
         total = int(rate * seconds)
         started = time.perf_counter()
-        for n in range(total):
-            # A steady schedule, not a burst: event n is due at n / rate seconds.
-            delay = started + n / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            with transaction.atomic():
-                row = outbox.publish(
-                    event_type="order.placed",
-                    aggregate_type="order",
-                    aggregate_id=f"lat{n % 200}",
-                    payload=payload(),
-                )
-            committed[str(row.event_id)] = time.time()
+
+        def writer(offset: int) -> None:
+            # Writers share one steady schedule: event n is due at n / rate seconds.
+            try:
+                for n in range(offset, total, WRITERS):
+                    delay = started + n / rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    with transaction.atomic():
+                        row = outbox.publish(
+                            event_type="order.placed",
+                            aggregate_type="order",
+                            aggregate_id=f"lat{n % 200}",
+                            payload=payload(),
+                        )
+                    committed[str(row.event_id)] = time.time()
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(WRITERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         deadline = time.monotonic() + 30
         handled: dict[str, float] = {}
         while time.monotonic() < deadline and len(handled) < total:
@@ -256,7 +277,7 @@ def measure_latency(tag: str, *, rate: int, seconds: float) -> list[float]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -288,6 +309,7 @@ def main() -> None:
     try:
         sink = declare_sink(args.tag)
         write_events(args.events)
+        vacuum()  # earlier runs' deleted rows out of the way, as on a fresh table
         bodies = [
             (row.event_type, Envelope.from_row(row).to_json())
             for row in OutboxEvent.objects.filter(sent_at=None).order_by("id")
@@ -304,8 +326,8 @@ def main() -> None:
         purge(sink)
         ceiling = max(ceiling_before, ceiling_after)
         print(
-            f"relay: {sent} rows in {sent / relay_rps:.2f}s; ceiling before {ceiling_before:.0f}/s, "
-            f"after {ceiling_after:.0f}/s"
+            f"relay: {sent} rows in {sent / relay_rps:.2f}s; "
+            f"ceiling before {ceiling_before:.0f}/s, after {ceiling_after:.0f}/s"
         )
         latencies = measure_latency(args.tag, rate=args.rate, seconds=args.seconds)
     finally:

@@ -136,10 +136,11 @@ class EventConsumer:
         return self.process([Delivery(envelope, headers, ack)])[0]
 
     def process(self, deliveries: list[Delivery]) -> list[str]:
-        """Apply a batch in one transaction (a savepoint per event), then settle each one.
+        """Apply a batch in one transaction, then settle (ack, retry, park) each delivery.
 
-        One commit for many events is what lets a consumer keep up with a busy monolith; a
-        failing event rolls back only its savepoint. Acks happen after the commit.
+        One commit for many events is what lets a consumer keep up with a busy monolith. When
+        a handler fails, the batch is rolled back and redone one event per transaction, so
+        only the failing event goes to the retry tiers. Acks happen after the commit.
         """
         settled: dict[int, str] = {}
         applied: list[tuple[int, Delivery, str, BaseException | None]] = []
@@ -153,29 +154,45 @@ class EventConsumer:
             else:
                 applied.append((index, delivery, "", None))
         if applied:
-            with transaction.atomic():
-                for n, (index, delivery, _, _) in enumerate(applied):
-                    try:
-                        outcome = event_apply(
-                            consumer=self.service,
-                            envelope=delivery.envelope,
-                            subscriptions=self.registry.matching(
-                                self.service, delivery.envelope.type
-                            ),
-                        )
-                        applied[n] = (index, delivery, outcome, None)
-                    except PayloadInvalid as exc:
-                        applied[n] = (index, delivery, "invalid", exc)
-                    except DatabaseError:
-                        raise  # the connection, not the event: nothing is acked, all redeliver
-                    except Exception as exc:
-                        applied[n] = (index, delivery, "failed", exc)
-            for index, delivery, outcome, exc in applied:
+            outcomes = self._apply_batch([delivery for _, delivery, _, _ in applied])
+            for (index, delivery, _, _), (outcome, exc) in zip(applied, outcomes, strict=True):
                 settled[index] = self._settle(delivery, outcome, exc)
         results = [settled[i] for i in range(len(deliveries))]
         for result in results:
             self.stats.count(result)
         return results
+
+    def _apply_batch(self, deliveries: list[Delivery]) -> list[tuple[str, BaseException | None]]:
+        """Apply deliveries in one transaction; if one fails, redo them one transaction each."""
+        if len(deliveries) > 1:
+            try:
+                with transaction.atomic():
+                    return [
+                        (self._apply(delivery, savepoint=False), None) for delivery in deliveries
+                    ]
+            except DatabaseError:
+                raise  # the connection, not an event: nothing is acked, all are redelivered
+            except Exception:  # noqa: S110 - a handler failed: find which, one by one
+                pass
+        results: list[tuple[str, BaseException | None]] = []
+        for delivery in deliveries:
+            try:
+                results.append((self._apply(delivery, savepoint=True), None))
+            except PayloadInvalid as exc:
+                results.append(("invalid", exc))
+            except DatabaseError:
+                raise
+            except Exception as exc:
+                results.append(("failed", exc))
+        return results
+
+    def _apply(self, delivery: Delivery, *, savepoint: bool) -> str:
+        return event_apply(
+            consumer=self.service,
+            envelope=delivery.envelope,
+            subscriptions=self.registry.matching(self.service, delivery.envelope.type),
+            savepoint=savepoint,
+        )
 
     def _at_most_once(self, delivery: Delivery, subscriptions) -> str:
         delivery.ack()  # at-most-once: from here on, a failure loses the event by choice

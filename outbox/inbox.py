@@ -85,34 +85,62 @@ def _inbox_insert(*, consumer: str, envelope: Envelope) -> bool:
         return cursor.fetchone() is not None
 
 
+def _cursor_advance(*, consumer: str, envelope: Envelope, ordered: bool) -> Outcome | None:
+    """Move the aggregate's cursor to this sequence and return None, or say why it cannot."""
+    cursors = ConsumerCursor.objects.filter(
+        consumer=consumer,
+        aggregate_type=envelope.aggregate_type,
+        aggregate_id=envelope.aggregate_id,
+    )
+    # The common case in one statement: the row lock the UPDATE takes serialises competing
+    # consumers, and a loser re-reads the row and falls through to the careful path.
+    expected = (
+        {"last_sequence": envelope.sequence - 1}
+        if ordered
+        else {"last_sequence__lt": envelope.sequence}
+    )
+    now = timezone.now()
+    if cursors.filter(**expected).update(last_sequence=envelope.sequence, updated_at=now):
+        return None
+    last = _cursor_lock(consumer=consumer, envelope=envelope)
+    if envelope.sequence <= last:
+        return Outcome.DUPLICATE
+    if ordered and envelope.sequence != last + 1:
+        parked_before = DeadLetter.objects.filter(
+            consumer=consumer,
+            aggregate_type=envelope.aggregate_type,
+            aggregate_id=envelope.aggregate_id,
+            sequence__lt=envelope.sequence,
+            replayed_at=None,
+        ).exists()
+        return Outcome.BLOCKED if parked_before else Outcome.GAP
+    cursors.update(last_sequence=envelope.sequence, updated_at=now)
+    return None
+
+
 def event_apply(
     *,
     consumer: str,
     envelope: Envelope,
     subscriptions: Sequence[Subscription],
     ordered: bool = True,
+    savepoint: bool = True,
 ) -> Outcome:
     """Apply `envelope` for `consumer` through its handlers, at most once; return the outcome.
 
-    Exceptions raised by a handler propagate after the transaction rolled back.
+    Exceptions raised by a handler propagate after the transaction rolled back (inside an
+    outer transaction with `savepoint=False`: after marking the outer one for rollback).
     """
     if envelope.origin == consumer:
         return Outcome.ECHO
-    with transaction.atomic():
-        last = _cursor_lock(consumer=consumer, envelope=envelope)
-        if envelope.sequence <= last:
-            return Outcome.DUPLICATE
-        if ordered and envelope.sequence != last + 1:
-            parked_before = DeadLetter.objects.filter(
-                consumer=consumer,
-                aggregate_type=envelope.aggregate_type,
-                aggregate_id=envelope.aggregate_id,
-                sequence__lt=envelope.sequence,
-                replayed_at=None,
-            ).exists()
-            return Outcome.BLOCKED if parked_before else Outcome.GAP
+    with transaction.atomic(savepoint=savepoint):
         if not _inbox_insert(consumer=consumer, envelope=envelope):
             return Outcome.DUPLICATE
+        refused = _cursor_advance(consumer=consumer, envelope=envelope, ordered=ordered)
+        if refused is not None:
+            # Not applied after all: the inbox row must not claim otherwise.
+            InboxEvent.objects.filter(consumer=consumer, event_id=envelope.id).delete()
+            return refused
         if subscriptions:
             event = envelope_upcast(envelope)
             with event_context(
@@ -122,12 +150,6 @@ def event_apply(
             ):
                 for subscription in subscriptions:
                     subscription.handler(event)
-        ConsumerCursor.objects.filter(
-            consumer=consumer,
-            aggregate_type=envelope.aggregate_type,
-            aggregate_id=envelope.aggregate_id,
-            last_sequence__lt=envelope.sequence,
-        ).update(last_sequence=envelope.sequence, updated_at=timezone.now())
     return Outcome.APPLIED
 
 

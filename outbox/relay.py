@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F, Min
 from django.utils import timezone
 
 from .broker import EnvelopePublisher, PublishFailed
@@ -45,23 +45,27 @@ def _claim(batch_size: int) -> list[OutboxEvent]:
     )
     if not rows or connection.vendor != "postgresql":
         return rows
-    ids = [row.id for row in rows]
-    earlier_elsewhere = (
+    # Per aggregate, the claim must start at the aggregate's oldest pending row; if an older one
+    # exists outside it, another relay holds that row and this aggregate must wait its turn.
+    first_claimed: dict[tuple[str, str], int] = {}
+    for row in rows:
+        first_claimed.setdefault((row.aggregate_type, row.aggregate_id), row.id)
+    oldest_pending = (
         OutboxEvent.objects.filter(
             sent_at=None,
-            aggregate_type=OuterRef("aggregate_type"),
-            aggregate_id=OuterRef("aggregate_id"),
-            id__lt=OuterRef("id"),
+            id__lt=rows[-1].id,
+            aggregate_id__in={aggregate_id for _, aggregate_id in first_claimed},
         )
-        .exclude(id__in=ids)
-        .values("id")
+        .values_list("aggregate_type", "aggregate_id")
+        .annotate(first=Min("id"))
     )
-    held_back = set(
-        OutboxEvent.objects.filter(id__in=ids)
-        .filter(Exists(earlier_elsewhere))
-        .values_list("id", flat=True)
-    )
-    return [row for row in rows if row.id not in held_back]
+    held_back = {
+        (aggregate_type, aggregate_id)
+        for aggregate_type, aggregate_id, first in oldest_pending
+        if (aggregate_type, aggregate_id) in first_claimed
+        and first < first_claimed[(aggregate_type, aggregate_id)]
+    }
+    return [row for row in rows if (row.aggregate_type, row.aggregate_id) not in held_back]
 
 
 def relay_batch(*, publisher: EnvelopePublisher, batch_size: int | None = None) -> int:
