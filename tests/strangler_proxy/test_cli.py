@@ -42,3 +42,13 @@ async def test_routes_set_switches_a_route_through_the_admin_api(capsys):
     assert "pay: mode canary:25 (service pay)" in out.out
     assert "mode 'sideways' is not one of" in out.err
     assert gw.changes[-1]["who"].startswith("cli:")
+
+
+@aio
+async def test_the_top_level_routes_command_lists_the_routes_in_force(capsys):
+    from strangler_proxy import routes_cli
+
+    async with upstream(name="mono") as mono, gateway(monolith=mono.url) as (_, base):
+        code = await asyncio.to_thread(routes_cli.main, ["--url", base])
+    assert code == 0
+    assert "default                  monolith     monolith" in capsys.readouterr().out
