@@ -2,6 +2,8 @@
 
     strangler up [--step N]      the whole stack for a step, in the foreground
     strangler proxy [...]        the routing gateway alone
+    strangler playbook ...       list|status|plan N|apply N|verify N|rollback N
+    strangler routes [set R M]   list the proxy's routes, or switch one
 
 A subcommand module exposes ``main(argv: list[str]) -> int``; it is imported only when used, so
 `strangler proxy` does not load Django and `strangler up` does not load aiohttp.
@@ -15,6 +17,8 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("migrations_playbook.runner", "start every process a playbook step needs"),
     "proxy": ("strangler_proxy.cli", "run the routing gateway"),
+    "playbook": ("migrations_playbook.playbook_cli", "plan, apply, verify, roll back a step"),
+    "routes": ("migrations_playbook.routes_cli", "list the proxy's routes, or set one's mode"),
 }
 
 

@@ -9,7 +9,15 @@ Templates are `str.format` strings over one `Context`:
 
 * ``{bind}``: the address to listen on (127.0.0.1 natively, 0.0.0.0 in a container);
 * ``{port}``: this process's port;
-* ``{url[NAME]}``: the base URL of the HTTP process NAME, as the others reach it.
+* ``{url[NAME]}``: the base URL of the HTTP process NAME, as the others reach it;
+* ``{step}``: the playbook step the stack runs;
+* ``{routes}``: the proxy's route table file, written by the `routes` job from the step data and
+  the playbook's state (so a restarted stack comes back at the stage the rollout reached).
+
+Each process belongs to one service's database (`database`): the monolith's processes get the
+operator's DATABASE_URL unchanged; an extracted service's get their own, derived from it by
+`migrations_playbook.databases` (SQLite per service, or `<db>_<service>` on PostgreSQL), plus
+MONOLITH_DATABASE_URL for backfill and reconcile.
 """
 
 from __future__ import annotations
@@ -22,6 +30,15 @@ from typing import Literal
 #: What every process of the monolith reads from the operator's environment. Unset means the
 #: embedded default (SQLite and kombu's filesystem broker under STRANGLER_VAR_DIR).
 MONOLITH_SETTINGS = ("DATABASE_URL", "BROKER_URL", "REDIS_URL")
+#: What an extracted service's processes read: their own database (derived), the monolith's
+#: (read only), the shared broker and Redis, and the key that checks the proxy's identities.
+SERVICE_SETTINGS = (
+    "DATABASE_URL",
+    "MONOLITH_DATABASE_URL",
+    "BROKER_URL",
+    "REDIS_URL",
+    "STRANGLER_IDENTITY_SECRET",
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +64,7 @@ class ProcessSpec:
     settings: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     requires_module: str | None = None
+    database: str = "monolith"
 
     @property
     def port_variable(self) -> str:
@@ -55,7 +73,13 @@ class ProcessSpec:
 
     def render(self, context: Context) -> tuple[list[str], dict[str, str]]:
         """Return this process's argv and fixed environment with the templates filled in."""
-        values = {"bind": context.bind, "port": context.ports.get(self.name), "url": context.urls}
+        values = {
+            "bind": context.bind,
+            "port": context.ports.get(self.name),
+            "url": context.urls,
+            "step": context.step,
+            "routes": context.routes,
+        }
         argv = [part.format(**values) for part in self.argv]
         env = {key: value.format(**values) for key, value in self.env.items()}
         return argv, env
@@ -68,6 +92,8 @@ class Context:
     bind: str
     ports: Mapping[str, int]
     hosts: Mapping[str, str]
+    step: int = 0
+    routes: str = "var/playbook/routes.toml"
 
     @property
     def urls(self) -> dict[str, str]:
@@ -76,37 +102,64 @@ class Context:
 
 
 _DJANGO = MappingProxyType({"DJANGO_SETTINGS_MODULE": "monolith.settings"})
+_PAYMENTS = MappingProxyType({"DJANGO_SETTINGS_MODULE": "extracted.payments.settings"})
+_ALL = frozenset({0, 1})
+_GUNICORN = (
+    "--workers",
+    "2",
+    "--threads",
+    "4",
+    "--graceful-timeout",
+    "5",
+    "--access-logfile",
+    "-",
+    # gunicorn's control socket sits at one path per user; two stacks would fight over it.
+    "--no-control-socket",
+)
+_RELAY_READY = r"outbox relay publishing to"
 
 PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec(
         name="migrate",
         kind="job",
         argv=("python", "manage.py", "migrate", "--noinput"),
-        steps=frozenset({0}),
+        steps=_ALL,
         env=_DJANGO,
         settings=MONOLITH_SETTINGS,
+    ),
+    ProcessSpec(
+        name="migrate-payments",
+        kind="job",
+        # Creates the service's own database when it is missing, then migrates it.
+        argv=("python", "-m", "migrations_playbook.databases"),
+        steps=frozenset({1}),
+        env=_PAYMENTS,
+        settings=SERVICE_SETTINGS,
+        database="payments",
+    ),
+    ProcessSpec(
+        name="routes",
+        kind="job",
+        # The proxy's table for the stage each route reached (playbook state in the var dir).
+        argv=(
+            "strangler",
+            "playbook",
+            "table",
+            "--step",
+            "{step}",
+            "--output",
+            "{routes}",
+            "--service-url",
+            "payments={url[payments]}",
+        ),
+        steps=_ALL,
     ),
     ProcessSpec(
         name="monolith",
         # Threads rather than many workers: the app mostly waits on its database, and two
         # cores are all a developer machine or CI can spare.
-        argv=(
-            "gunicorn",
-            "monolith.wsgi",
-            "--bind",
-            "{bind}:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--graceful-timeout",
-            "5",
-            "--access-logfile",
-            "-",
-            # gunicorn's control socket sits at one path per user; two stacks would fight over it.
-            "--no-control-socket",
-        ),
-        steps=frozenset({0}),
+        argv=("gunicorn", "monolith.wsgi", "--bind", "{bind}:{port}", *_GUNICORN),
+        steps=_ALL,
         port=8001,
         ready_path="/readyz",
         env=_DJANGO,
@@ -129,7 +182,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
             "--loglevel",
             "INFO",
         ),
-        steps=frozenset({0}),
+        steps=_ALL,
         ready_log=r"@\S+ ready\.",
         env=_DJANGO,
         settings=MONOLITH_SETTINGS,
@@ -139,16 +192,93 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         name="beat",
         # The schedule file lives under STRANGLER_VAR_DIR (CELERY_BEAT_SCHEDULE_FILENAME).
         argv=("celery", "-A", "monolith", "beat", "--loglevel", "INFO"),
-        steps=frozenset({0}),
+        steps=_ALL,
         ready_log=r"beat: Starting",
         env=_DJANGO,
         settings=MONOLITH_SETTINGS,
         after=("migrate",),
     ),
     ProcessSpec(
+        name="relay",
+        # Publishes the monolith's committed outbox rows to the broker.
+        argv=("python", "manage.py", "outbox_relay"),
+        steps=_ALL,
+        ready_log=_RELAY_READY,
+        env=_DJANGO,
+        settings=MONOLITH_SETTINGS,
+        after=("migrate",),
+    ),
+    ProcessSpec(
+        name="notifications",
+        argv=("python", "manage.py", "outbox_consume", "--service", "notifications"),
+        steps=_ALL,
+        ready_log=r"outbox consumer 'notifications' bound to",
+        env=_DJANGO,
+        settings=MONOLITH_SETTINGS,
+        after=("migrate",),
+    ),
+    ProcessSpec(
+        name="analytics",
+        argv=("python", "manage.py", "outbox_consume", "--service", "analytics"),
+        steps=_ALL,
+        ready_log=r"outbox consumer 'analytics' bound to",
+        env=_DJANGO,
+        settings=MONOLITH_SETTINGS,
+        after=("migrate",),
+    ),
+    ProcessSpec(
+        name="monolith-consumer",
+        # The monolith's copy of payments taken by the service (step 1); idle before that.
+        argv=(
+            "python",
+            "manage.py",
+            "outbox_consume",
+            "--service",
+            "monolith",
+            "--handlers",
+            "monolith.payments.consumers",
+        ),
+        steps=_ALL,
+        ready_log=r"outbox consumer 'monolith' bound to",
+        env=_DJANGO,
+        settings=MONOLITH_SETTINGS,
+        after=("migrate",),
+    ),
+    ProcessSpec(
+        name="payments",
+        argv=("gunicorn", "extracted.payments.wsgi", "--bind", "{bind}:{port}", *_GUNICORN),
+        steps=frozenset({1}),
+        port=8101,
+        ready_path="/readyz",
+        env=MappingProxyType(_PAYMENTS | {"STRANGLER_ORDERS_URL": "{url[monolith]}"}),
+        settings=SERVICE_SETTINGS,
+        after=("migrate-payments",),
+        database="payments",
+    ),
+    ProcessSpec(
+        name="payments-relay",
+        argv=("python", "manage.py", "outbox_relay"),
+        steps=frozenset({1}),
+        ready_log=_RELAY_READY,
+        env=_PAYMENTS,
+        settings=SERVICE_SETTINGS,
+        after=("migrate-payments",),
+        database="payments",
+    ),
+    ProcessSpec(
+        name="payments-consumer",
+        argv=("python", "manage.py", "outbox_consume", "--service", "payments"),
+        steps=frozenset({1}),
+        ready_log=r"outbox consumer 'payments' bound to",
+        env=_PAYMENTS,
+        settings=SERVICE_SETTINGS,
+        after=("migrate-payments",),
+        database="payments",
+    ),
+    ProcessSpec(
         name="proxy",
         argv=("strangler", "proxy"),
-        steps=frozenset({0}),
+        steps=_ALL,
         port=8000,
         ready_path="/readyz",
         env=MappingProxyType(
@@ -156,9 +286,11 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 "STRANGLER_PROXY_HOST": "{bind}",
                 "STRANGLER_PROXY_PORT": "{port}",
                 "STRANGLER_MONOLITH_URL": "{url[monolith]}",
+                "STRANGLER_ROUTES": "{routes}",
             }
         ),
-        settings=("REDIS_URL",),
+        settings=("REDIS_URL", "STRANGLER_IDENTITY_SECRET"),
+        after=("routes",),
         requires_module="strangler_proxy.cli",
     ),
 )

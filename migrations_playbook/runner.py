@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from migrations_playbook.databases import MONOLITH, service_environment
 from migrations_playbook.probe import probe
 from migrations_playbook.processes import (
     PROCESSES,
@@ -202,10 +204,19 @@ class Stack:
     def _child(self, spec: ProcessSpec) -> Child:
         argv, env = spec.render(self.context)
         argv[0] = resolve_command(argv[0])
+        database = {}
+        if spec.database != MONOLITH:
+            # An extracted service: its own database, and the monolith's to read from.
+            database = service_environment(
+                service=spec.database,
+                settings=env.get("DJANGO_SETTINGS_MODULE", ""),
+                environ=self.env,
+                var_dir=Path(self.env["STRANGLER_VAR_DIR"]),
+            )
         return Child(
             name=spec.name,
             argv=argv,
-            env=self.env | env,
+            env=self.env | database | env,
             cwd=str(PROJECT_ROOT),
             log=self.log,
             ready_log=spec.ready_log,
@@ -376,19 +387,41 @@ def plan_stack(
             chosen.append(spec)
     # Skipped processes keep their ports: the others still reach them there (`--skip monolith`
     # with a monolith you run yourself, say, under a debugger).
+    # Every HTTP process has a port, in the step or not: a step's route table names the
+    # services of later steps too (they are simply not routed to yet).
     ports = {
         spec.name: resolve_port(spec, getattr(args, f"port_{spec.name}"), environ)
-        for spec in specs
+        for spec in PROCESSES
         if spec.port is not None
     }
     for spec in chosen:
         if spec.port is not None:
             ensure_port_free(spec.name, ports[spec.name], spec)
-    if len(set(ports.values())) != len(ports):
-        raise RunnerError(f"two processes were given the same port: {ports}")
-    context = Context(bind=LOOPBACK, ports=ports, hosts=dict.fromkeys(ports, LOOPBACK))
+    step_ports = {name: port for name, port in ports.items() if name in known}
+    if len(set(step_ports.values())) != len(step_ports):
+        raise RunnerError(f"two processes were given the same port: {step_ports}")
     var_dir = Path(args.var_dir).resolve()
+    context = Context(
+        bind=LOOPBACK,
+        ports=ports,
+        hosts=dict.fromkeys(ports, LOOPBACK),
+        step=args.step,
+        routes=str(var_dir / "playbook" / "routes.toml"),
+    )
     return chosen, context, var_dir, notes
+
+
+def identity_secret(var_dir: Path) -> str:
+    """Return the key the proxy signs identities with, kept in the var dir across restarts.
+
+    The proxy and every extracted service must share it; an operator who sets
+    STRANGLER_IDENTITY_SECRET decides it, otherwise the stack makes one up once.
+    """
+    path = var_dir / "identity-secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         log.line(RUNNER_NAME, note)
     log.line(RUNNER_NAME, f"step {args.step}; {describe_backends(environ, var_dir)}")
     env = environ | {"STRANGLER_VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
+    env.setdefault("STRANGLER_IDENTITY_SECRET", identity_secret(var_dir))
     stack = Stack(
         specs=specs,
         context=context,

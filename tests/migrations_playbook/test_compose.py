@@ -8,24 +8,33 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from migrations_playbook.processes import MONOLITH_SETTINGS, Context, processes_for
+from migrations_playbook.databases import service_database_url
+from migrations_playbook.processes import Context, processes_for
 
 COMPOSE = yaml.safe_load((Path(__file__).resolve().parents[2] / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
 STEP = COMPOSE["x-strangler-step"]
 SPECS = processes_for(STEP)
-SERVERS = {"DATABASE_URL": "postgres", "BROKER_URL": "rabbitmq", "REDIS_URL": "redis"}
+SERVERS = {
+    "DATABASE_URL": "postgres",
+    "MONOLITH_DATABASE_URL": "postgres",
+    "BROKER_URL": "rabbitmq",
+    "REDIS_URL": "redis",
+}
+SERVER_NAMES = {"postgres", "rabbitmq", "redis"}
 # Inside compose each process listens on all interfaces and reaches the others by service name.
 CONTEXT = Context(
     bind="0.0.0.0",
     ports={spec.name: spec.port for spec in SPECS if spec.port is not None},
     hosts={spec.name: spec.name for spec in SPECS},
+    step=STEP,
+    routes="/var/lib/strangler/playbook/routes.toml",
 )
 by_name = pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec.name)
 
 
 def test_compose_runs_exactly_the_processes_of_its_step_beside_the_servers():
-    assert set(SERVICES) == {spec.name for spec in SPECS} | set(SERVERS.values())
+    assert set(SERVICES) == {spec.name for spec in SPECS} | SERVER_NAMES
 
 
 @by_name
@@ -46,25 +55,49 @@ def test_compose_process_has_the_runner_settings(spec):
 @by_name
 def test_compose_process_points_its_settings_at_the_compose_servers(spec):
     environment = SERVICES[spec.name]["environment"]
-    hosts = {setting: urlsplit(environment[setting]).hostname for setting in spec.settings}
-    assert hosts == {setting: SERVERS[setting] for setting in spec.settings}
+    servers = [setting for setting in spec.settings if setting in SERVERS]
+    hosts = {setting: urlsplit(environment[setting]).hostname for setting in servers}
+    assert hosts == {setting: SERVERS[setting] for setting in servers}
 
 
-def test_monolith_processes_share_one_database_broker_and_redis():
-    monolith_processes = [spec for spec in SPECS if spec.settings == MONOLITH_SETTINGS]
+@pytest.mark.parametrize("database", sorted({spec.database for spec in SPECS}))
+def test_processes_of_one_service_share_one_database_broker_and_redis(database):
+    processes = [s for s in SPECS if s.database == database and "DATABASE_URL" in s.settings]
     seen = {
-        tuple(SERVICES[spec.name]["environment"][key] for key in MONOLITH_SETTINGS)
-        for spec in monolith_processes
+        tuple(SERVICES[spec.name]["environment"][key] for key in processes[0].settings)
+        for spec in processes
     }
-    assert len(monolith_processes) >= 3
+    assert len(processes) >= 3
     assert len(seen) == 1
+
+
+def test_each_extracted_service_has_its_own_database_derived_from_the_monoliths():
+    monolith_url = SERVICES["monolith"]["environment"]["DATABASE_URL"]
+    for spec in SPECS:
+        if spec.database != "monolith":
+            environment = SERVICES[spec.name]["environment"]
+            assert environment["DATABASE_URL"] == service_database_url(
+                service=spec.database, database_url=monolith_url, var_dir=Path("/unused")
+            )
+            assert environment["MONOLITH_DATABASE_URL"] == monolith_url
+
+
+def test_proxy_and_services_share_the_identity_secret():
+    secrets = {
+        SERVICES[spec.name]["environment"]["STRANGLER_IDENTITY_SECRET"]
+        for spec in SPECS
+        if "STRANGLER_IDENTITY_SECRET" in spec.settings
+    }
+    assert len(secrets) == 1
 
 
 @by_name
 def test_compose_process_waits_for_what_it_needs(spec):
     depends_on = SERVICES[spec.name].get("depends_on", {})
     expected = {job: "service_completed_successfully" for job in spec.after}
-    expected |= {SERVERS[setting]: "service_healthy" for setting in spec.settings}
+    expected |= {
+        SERVERS[setting]: "service_healthy" for setting in spec.settings if setting in SERVERS
+    }
     expected |= {
         other.name: "service_healthy"
         for other in SPECS
