@@ -30,7 +30,7 @@ from typing import Any
 
 from . import state as st
 from .admin import ProxyAdmin, ProxyError
-from .gates import GateContext, GateResult, gate_evaluate, outbox_lag_measure
+from .gates import GateContext, GateError, GateResult, gate_evaluate, outbox_lag_measure
 from .stepfile import Stage, Step
 from .table import CATCH_ALL, table_write
 
@@ -366,11 +366,13 @@ class Engine:
         deadline = time.monotonic() + step.rollback.drain_timeout_s
         zero_in_a_row = 0
         while True:
-            totals = []
-            for gate in lag_gates:
-                totals.append(outbox_lag_measure(gate, ctx)["messages"])
-            behind = sum(totals)
-            self.say(f"  draining: {behind} event(s) still on their way")
+            try:
+                behind = sum(outbox_lag_measure(gate, ctx)["messages"] for gate in lag_gates)
+            except GateError as exc:
+                behind = -1
+                self.say(f"  draining: cannot measure the outbox lag yet ({exc})")
+            else:
+                self.say(f"  draining: {behind} event(s) still on their way")
             # Twice zero, a moment apart: a consumer may hold a message it has not applied.
             zero_in_a_row = zero_in_a_row + 1 if behind == 0 else 0
             if zero_in_a_row >= 2:

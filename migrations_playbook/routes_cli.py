@@ -22,7 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="strangler routes", description="List or switch the proxy's routes."
     )
-    parser.add_argument("--proxy", metavar="URL", help="the proxy (default: $STRANGLER_PROXY_URL)")
+    parser.add_argument(
+        "--proxy",
+        "--url",
+        dest="proxy",
+        metavar="URL",
+        help="the proxy (default: $STRANGLER_PROXY_URL)",
+    )
     parser.add_argument("action", nargs="?", choices=["set"], help="set ROUTE MODE [SERVICE]")
     parser.add_argument("args", nargs="*", metavar="ROUTE MODE [SERVICE]")
     return parser
