@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "proxy": ("strangler_proxy.cli", "run the routing gateway"),
     "playbook": ("migrations_playbook.playbook_cli", "plan, apply, verify, roll back a step"),
     "routes": ("migrations_playbook.routes_cli", "list the proxy's routes, or set one's mode"),
+    "compare": ("migrations_playbook.compare.cli", "contract suite before vs after, side by side"),
 }
 
 

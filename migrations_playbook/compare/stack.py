@@ -1,0 +1,275 @@
+"""Start the stack of one playbook step for a comparison, and remove every trace afterwards.
+
+The stack is `strangler up --step N` itself, run as a child process (the runner owns signal
+handling and the foreground, so it runs in a process of its own), with:
+
+* a temporary var dir (the embedded default's SQLite files and broker folders live there);
+* on PostgreSQL (DATABASE_URL names one), a fresh database ``<name>_cmp<random>`` per stack,
+  and the services' ``<that>_<service>``, all dropped afterwards; nothing of an earlier run
+  leaks into a side;
+* a free port for every HTTP process;
+* the routes of steps 1..N already at the last stage of their rollout (``extracted``), through
+  the playbook's state file, so step N means "after the extraction";
+* ``STRANGLER_FAST_PASSWORD_HASHER=1`` on both sides (every contract test registers users,
+  and PBKDF2's cost is not part of the contract);
+* a staff account created once the stack is ready, for the staff-only tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from migrations_playbook.databases import MONOLITH, database_ensure, service_environment
+from migrations_playbook.processes import PROCESSES, processes_for
+from migrations_playbook.runner import importable
+from migrations_playbook.state import state_read, state_write, step_state
+from migrations_playbook.stepfile import Step, steps_load
+
+from .suite import Staff
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+READY = re.compile(r"all \d+ processes ready in")
+STOP_TIMEOUT_S = 45.0
+
+
+class StackFailed(RuntimeError):
+    """A step's stack could not be started; the message carries the runner's last lines."""
+
+
+@dataclass
+class StackInfo:
+    """A running stack: where to send requests, and what it runs on."""
+
+    step: int
+    url: str
+    urls: dict[str, str]
+    var_dir: Path
+    env: dict[str, str]
+    log: Path
+    staff: Staff | None
+    notes: list[str] = field(default_factory=list)
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def final_modes(steps: dict[int, Step], upto: int) -> dict[int, str]:
+    """Return, for each step 1..`upto` that moves routes, the mode its rollout ends in."""
+    return {
+        number: step.rollout[-1].mode
+        for number, step in steps.items()
+        if 0 < number <= upto and step.routes and step.rollout
+    }
+
+
+def _fresh_database(environ: dict[str, str]) -> str | None:
+    """Return a new PostgreSQL database URL next to the operator's, or None off PostgreSQL."""
+    url = environ.get("DATABASE_URL") or ""
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        return None
+    name = (parts.path.lstrip("/") or "strangler") + f"_cmp{secrets.token_hex(4)}"
+    fresh = urlunsplit(parts._replace(path=f"/{name}"))
+    database_ensure(fresh)
+    return fresh
+
+
+def _drop_databases(url: str, services: list[str]) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    connection = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")), connect_timeout=5)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            for database in [name, *(f"{name}_{service}" for service in services)]:
+                cursor.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(database)
+                    )
+                )
+    finally:
+        connection.close()
+
+
+class _Runner:
+    """`strangler up` as a child: its output copied to a log, its readiness watched."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path):
+        self.log = log
+        self.ready = threading.Event()
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(  # noqa: S603 (argv built here)
+            command,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # our Ctrl-C is ours; the runner is stopped explicitly
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.log.open("a") as handle:
+            for line in self.process.stdout:
+                handle.write(line)
+                handle.flush()
+                self.lines = [*self.lines, line.rstrip()][-40:]
+                if READY.search(line):
+                    self.ready.set()
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.2):
+            if self.process.poll() is not None:
+                self.reader.join(timeout=2)
+                raise StackFailed(
+                    f"`strangler up` exited {self.process.returncode} before the stack was "
+                    "ready; its last lines:\n" + "\n".join(self.lines[-25:])
+                )
+            if time.monotonic() > deadline:
+                raise StackFailed(
+                    f"the stack was not ready within {timeout:g} s; the runner's last lines:\n"
+                    + "\n".join(self.lines[-25:])
+                )
+
+    def stop(self) -> str | None:
+        """Stop the stack the way Ctrl-C does; return a note if it had to be killed."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                return (
+                    f"the runner did not stop within {STOP_TIMEOUT_S:g} s and was killed; "
+                    f"its children may still run (see {self.log} for their pids)"
+                )
+        self.reader.join(timeout=5)
+        return None
+
+
+def _create_staff(env: dict[str, str], var_dir: Path) -> Staff:
+    """Create a superuser in the monolith's database of this stack; return its credentials."""
+    staff = Staff(f"compare-{secrets.token_hex(6)}@compare.example.com", secrets.token_urlsafe(18))
+    monolith_env = env | service_environment(
+        service=MONOLITH, settings="monolith.settings", environ=env, var_dir=var_dir
+    )
+    monolith_env |= {
+        "DJANGO_SUPERUSER_EMAIL": staff.email,
+        "DJANGO_SUPERUSER_PASSWORD": staff.password,
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "createsuperuser", "--noinput"],
+        cwd=PROJECT_ROOT,
+        env=monolith_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise StackFailed(f"createsuperuser exited {done.returncode}: {done.stderr[-1500:]}")
+    return staff
+
+
+@contextlib.contextmanager
+def stack_started(
+    *,
+    step: int,
+    label: str,
+    out_dir: Path,
+    environ: dict[str, str] | None = None,
+    ready_timeout: float = 120.0,
+    say: Callable[[str], None] = lambda text: None,
+) -> Iterator[StackInfo]:
+    """Run step `step`'s stack until the block exits; then stop it and remove its data."""
+    environ = dict(os.environ if environ is None else environ)
+    processes_for(step)  # an unknown step fails here, naming the ones that exist
+    steps = steps_load()
+    var_dir = Path(tempfile.mkdtemp(prefix=f"strangler-compare-{label}-"))
+    log = out_dir / f"stack-{label}.log"
+    notes: list[str] = []
+    env = environ | {
+        "STRANGLER_VAR_DIR": str(var_dir),
+        "STRANGLER_FAST_PASSWORD_HASHER": "1",
+        "NO_COLOR": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    database = _fresh_database(environ)
+    if database:
+        env["DATABASE_URL"] = database
+    # Step N is "after": its routes start where their rollout ends.
+    state = state_read(var_dir)
+    for number, mode in final_modes(steps, step).items():
+        step_state(state, number)["stage"] = mode
+        notes.append(f"step {number}'s routes set to {mode!r} (the end of its rollout)")
+    state_write(var_dir, state)
+    ports = {spec.name: free_port() for spec in PROCESSES if spec.port is not None}
+    command = [
+        sys.executable,
+        "-m",
+        "migrations_playbook.cli",
+        "up",
+        "--step",
+        str(step),
+        "--var-dir",
+        str(var_dir),
+        "--ready-timeout",
+        str(ready_timeout),
+        "--grace",
+        "5",
+    ]
+    for name, port in ports.items():
+        command += [f"--{name}-port", str(port)]
+    runner: _Runner | None = None
+    services = sorted({s.name for n, st in steps.items() if n <= step for s in st.services})
+    try:
+        say(f"starting the stack of step {step} (var dir {var_dir})")
+        started = time.monotonic()
+        runner = _Runner(command, env, log)
+        runner.wait_ready(ready_timeout + 60)
+        staff = _create_staff(env, var_dir)
+        front = "proxy" if importable("strangler_proxy.cli") else "monolith"
+        if front != "proxy":
+            notes.append("strangler_proxy is not installed: the suite ran against the monolith")
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        say(f"step {step} ready in {time.monotonic() - started:.1f} s at {urls[front]}")
+        yield StackInfo(step, urls[front], urls, var_dir, env, log, staff, notes)
+    finally:
+        if runner is not None:
+            stopping = time.monotonic()
+            note = runner.stop()
+            if note:
+                notes.append(note)
+            say(f"step {step} stopped in {time.monotonic() - stopping:.1f} s")
+        if database:
+            try:
+                _drop_databases(database, services)
+            except Exception as exc:  # cleaning up must not hide the comparison's result
+                notes.append(f"could not drop {database}: {exc}")
+        shutil.rmtree(var_dir, ignore_errors=True)
