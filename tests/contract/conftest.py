@@ -11,12 +11,14 @@ STRANGLER_CONTRACT_STAFF_PASSWORD, and are skipped (saying so) without them.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from .helpers import Api, Customer, login, new_customer
-from .server import Deployment, monolith
+from .server import Deployment, monolith, serving
 
 URL_ENV = "STRANGLER_CONTRACT_URL"
 STAFF_EMAIL_ENV = "STRANGLER_CONTRACT_STAFF_EMAIL"
@@ -95,3 +97,20 @@ def sqlite_locking_bug(deployment: Deployment, request: pytest.FixtureRequest) -
     """Expect the known SQLite locking failure when the suite runs the monolith on SQLite."""
     if deployment.database == "sqlite":
         request.applymarker(pytest.mark.xfail(strict=True, reason=SQLITE_LOCKED))
+
+
+@pytest.fixture(scope="package")
+def multiprocess_api(deployment: Deployment) -> Iterator[Api]:
+    """A client of a deployment served by several processes.
+
+    When this suite started the monolith, a second server with two worker processes on the same
+    database; otherwise the given deployment itself (however it is served).
+    """
+    if deployment.server_env is None:
+        yield Api(deployment.base_url)
+        return
+    with (
+        tempfile.TemporaryDirectory(prefix="strangler-contract-") as workdir,
+        serving(deployment.server_env, Path(workdir), workers=2) as base_url,
+    ):
+        yield Api(base_url)

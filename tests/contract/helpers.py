@@ -33,6 +33,9 @@ class Api:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.session = requests.Session()
+        # A fresh connection per request: a pooled one can be closed by the server's keep-alive
+        # timeout just as it is reused, and a POST that dies that way cannot safely be retried.
+        self.session.headers["Connection"] = "close"
 
     def with_token(self, token: str | None) -> Api:
         """Return a client for the same deployment that presents `token` (None: anonymous)."""

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,6 +40,8 @@ class Deployment:
     staff_password: str | None = None
     # "postgresql" or "sqlite" when this suite started the server; None for a given URL.
     database: str | None = None
+    # The started server's environment, to start more processes on the same database.
+    server_env: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
 
 class ServerFailed(RuntimeError):
@@ -57,20 +59,30 @@ def monolith(database_url: str | None, broker_url: str | None) -> Iterator[Deplo
     workdir = Path(tempfile.mkdtemp(prefix="strangler-contract-"))
     staff_email = f"staff-{uuid.uuid4().hex[:12]}@contract.example.com"
     staff_password = f"staff-{uuid.uuid4().hex}"
-    with _database(database_url, workdir) as server_database_url:
-        database = "sqlite" if server_database_url.startswith("sqlite") else "postgresql"
-        env = _server_env(server_database_url, broker_url, workdir)
-        _manage(["migrate", "--noinput"], env)
-        # The staff account is created while the server boots: both only need the schema.
-        superuser = _start_manage(
-            ["createsuperuser", "--noinput"],
-            env
-            | {"DJANGO_SUPERUSER_EMAIL": staff_email, "DJANGO_SUPERUSER_PASSWORD": staff_password},
-        )
-        with _serving(env, workdir) as base_url:
-            _finish_manage(superuser)
-            yield Deployment(base_url, staff_email, staff_password, database)
-    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        with _database(database_url, workdir) as server_database_url:
+            database = "sqlite" if server_database_url.startswith("sqlite") else "postgresql"
+            env = _server_env(server_database_url, broker_url, workdir)
+            _manage(["migrate", "--noinput"], env)
+            # The staff account is created while the server boots: both only need the schema.
+            superuser = _start_manage(
+                ["createsuperuser", "--noinput"],
+                env
+                | {
+                    "DJANGO_SUPERUSER_EMAIL": staff_email,
+                    "DJANGO_SUPERUSER_PASSWORD": staff_password,
+                },
+            )
+            try:
+                with serving(env, workdir, workers=1) as base_url:
+                    _finish_manage(superuser)
+                    yield Deployment(base_url, staff_email, staff_password, database, env)
+            finally:
+                if superuser.poll() is None:  # the server failed first; do not leave it behind
+                    superuser.kill()
+                    superuser.wait()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _server_env(database_url: str, broker_url: str | None, workdir: Path) -> dict[str, str]:
@@ -152,9 +164,14 @@ def _finish_manage(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def _serving(env: dict[str, str], workdir: Path) -> Iterator[str]:
-    """Start gunicorn on an ephemeral port (runserver if gunicorn is missing); yield its URL."""
-    log_path = workdir / "server.log"
+def serving(env: dict[str, str], workdir: Path, *, workers: int) -> Iterator[str]:
+    """Start gunicorn on an ephemeral port (runserver if gunicorn is missing); yield its URL.
+
+    One worker process with threads is the default: requests still run concurrently (the race
+    tests need that), and the suite's results do not depend on which process served them.
+    `test_multiprocess.py` starts a second server with several workers on purpose.
+    """
+    log_path = workdir / f"server-{uuid.uuid4().hex[:6]}.log"
     gunicorn = Path(sys.executable).with_name("gunicorn")
     if gunicorn.exists():
         # Port 0: the kernel picks a free port and gunicorn logs which one it got.
@@ -162,9 +179,9 @@ def _serving(env: dict[str, str], workdir: Path) -> Iterator[str]:
             str(gunicorn),
             "monolith.wsgi",
             "--bind=127.0.0.1:0",
-            "--workers=2",
+            f"--workers={workers}",
             "--worker-class=gthread",
-            "--threads=4",
+            "--threads=8",
             "--timeout=30",
             # Import Django once in the arbiter and fork: workers are ready sooner.
             "--preload",
