@@ -79,7 +79,11 @@ def database_config(service: str, env_name: str = "DATABASE_URL") -> dict:
         raise ConfigError(f"Config {env_name!r} is not a database URL: {url!r} ({exc}).") from exc
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["CONN_MAX_AGE"] = 0
-        config.setdefault("OPTIONS", {})["timeout"] = 20
+        options = config.setdefault("OPTIONS", {})
+        options["timeout"] = 20
+        # Take the write lock when a transaction starts, not at its first write: otherwise two
+        # concurrent payments both read, then one fails with "database is locked" (a 500).
+        options["transaction_mode"] = "IMMEDIATE"
     return config
 
 

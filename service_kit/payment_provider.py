@@ -29,19 +29,27 @@ any other valid card   charge succeeds (any Luhn-valid number of 12 to 19 digits
   moves money once, as real processors do with their idempotency keys. This is what makes a
   client's retry after a timeout safe.
 * Refunds of a charge it made succeed once; anything else raises `ProviderError`.
+* Its ledger is one SQLite file shared by every process on the machine
+  (``STRANGLER_PAYMENT_LEDGER``, default ``$STRANGLER_VAR_DIR/simulated-provider.sqlite3``),
+  as a real processor is one system behind every process and both halves.
 """
 
 from __future__ import annotations
 
-import threading
+import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from service_kit.env import var_dir
 
 SUCCEED_CARD = "4242424242424242"
 DECLINE_CARD = "4000000000000002"
@@ -101,42 +109,49 @@ class SimulatedProvider:
         ) / 1000
         self.timeout_s = settings.STRANGLER_PAYMENT_TIMEOUT_S if timeout_s is None else timeout_s
 
-    # The provider's own ledger outlives one instance, as a real processor's would: charges by
-    # the caller's reference, the references of successful charges, and those refunded.
-    _charges: dict[str, ChargeResult] = {}
-    _succeeded: set[str] = set()
-    _refunded: set[str] = set()
-    _ledger_lock = threading.Lock()
-
     def charge(
         self, *, amount: Decimal, currency: str, card_number: str, reference: str
     ) -> ChargeResult:
         """Charge by test card; the same `reference` returns the first answer again."""
         self._wait(timeout_card=card_number == TIMEOUT_CARD)
-        with self._ledger_lock:
-            if reference in self._charges:
-                return self._charges[reference]
-            decline = _DECLINES.get(card_number, "")
-            result = ChargeResult(
-                succeeded=not decline,
-                provider_reference=f"sim_ch_{uuid.uuid4().hex[:24]}",
-                decline_code=decline,
+        decline = _DECLINES.get(card_number, "")
+        candidate = ChargeResult(
+            succeeded=not decline,
+            provider_reference=f"sim_ch_{uuid.uuid4().hex[:24]}",
+            decline_code=decline,
+        )
+        with _ledger() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO charges (reference, provider_reference, succeeded,"
+                " decline_code) VALUES (?, ?, ?, ?)",
+                (reference, candidate.provider_reference, int(candidate.succeeded), decline),
             )
-            self._charges[reference] = result
-            if result.succeeded:
-                self._succeeded.add(result.provider_reference)
-            return result
+            row = db.execute(
+                "SELECT provider_reference, succeeded, decline_code FROM charges"
+                " WHERE reference = ?",
+                (reference,),
+            ).fetchone()
+        return ChargeResult(succeeded=bool(row[1]), provider_reference=row[0], decline_code=row[2])
 
     def refund(self, *, provider_reference: str, amount: Decimal) -> RefundResult:
         """Refund a successful charge this provider made, once."""
         self._wait(timeout_card=False)
-        with self._ledger_lock:
-            if provider_reference not in self._succeeded:
+        with _ledger() as db:
+            charge = db.execute(
+                "SELECT succeeded FROM charges WHERE provider_reference = ?",
+                (provider_reference,),
+            ).fetchone()
+            if charge is None or not charge[0]:
                 raise ProviderError(f"No successful charge {provider_reference!r} to refund.")
-            if provider_reference in self._refunded:
+            refund_reference = f"sim_re_{uuid.uuid4().hex[:24]}"
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO refunds (provider_reference, refund_reference)"
+                " VALUES (?, ?)",
+                (provider_reference, refund_reference),
+            ).rowcount
+            if not inserted:
                 raise ProviderError(f"Charge {provider_reference!r} was already refunded.")
-            self._refunded.add(provider_reference)
-        return RefundResult(succeeded=True, provider_reference=f"sim_re_{uuid.uuid4().hex[:24]}")
+        return RefundResult(succeeded=True, provider_reference=refund_reference)
 
     def _wait(self, *, timeout_card: bool) -> None:
         """Spend the configured latency, or time out as a client with `timeout_s` would."""
@@ -149,6 +164,47 @@ class SimulatedProvider:
             raise ProviderTimeout(f"The provider did not answer within {self.timeout_s:g}s.")
         if self.latency_s > 0:
             time.sleep(self.latency_s)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS charges (
+    reference TEXT PRIMARY KEY, provider_reference TEXT UNIQUE NOT NULL,
+    succeeded INTEGER NOT NULL, decline_code TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refunds (
+    provider_reference TEXT PRIMARY KEY, refund_reference TEXT NOT NULL
+);
+"""
+
+
+def ledger_path() -> Path:
+    """Return the simulated provider's ledger file: STRANGLER_PAYMENT_LEDGER, else under var."""
+    configured = getattr(settings, "STRANGLER_PAYMENT_LEDGER", "")
+    return Path(configured) if configured else var_dir() / "simulated-provider.sqlite3"
+
+
+@contextmanager
+def _ledger() -> Iterator[sqlite3.Connection]:
+    """Open the ledger in one immediate (write-locked) transaction.
+
+    A real processor is one remote system that every process of every half talks to; the
+    simulation keeps its ledger in one SQLite file for the same reason, so a refund served by
+    another gunicorn worker, or by the other half, finds the charge.
+    """
+    path = ledger_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        db.executescript(_SCHEMA)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    finally:
+        db.close()
 
 
 def get_provider() -> PaymentProvider:

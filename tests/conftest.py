@@ -10,6 +10,17 @@ from rest_framework.test import APIClient
 _emails = itertools.count(1)
 
 
+@pytest.fixture(scope="session")
+def _payment_ledger(tmp_path_factory):
+    return tmp_path_factory.mktemp("provider") / "simulated-provider.sqlite3"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_payment_ledger(settings, _payment_ledger):
+    """Keep the simulated provider's charges in this run's own ledger file."""
+    settings.STRANGLER_PAYMENT_LEDGER = str(_payment_ledger)
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Hash passwords with MD5 in tests: PBKDF2's deliberate slowness is not under test."""

@@ -85,20 +85,6 @@ def staff(deployment: Deployment, api: Api) -> Api:
     return api.with_token(login(api, deployment.staff_email, deployment.staff_password))
 
 
-SQLITE_LOCKED = (
-    "monolith bug on the embedded SQLite default: concurrent payments get 500 'database is "
-    "locked' (deferred transactions upgrade to a write lock without waiting; SQLite's "
-    "transaction_mode IMMEDIATE would queue them instead)"
-)
-
-
-@pytest.fixture
-def sqlite_locking_bug(deployment: Deployment, request: pytest.FixtureRequest) -> None:
-    """Expect the known SQLite locking failure when the suite runs the monolith on SQLite."""
-    if deployment.database == "sqlite":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=SQLITE_LOCKED))
-
-
 @pytest.fixture(scope="package")
 def multiprocess_api(deployment: Deployment) -> Iterator[Api]:
     """A client of a deployment served by several processes.

@@ -13,16 +13,9 @@ from .helpers import new_customer
 pytestmark = pytest.mark.contract
 
 CYCLES = 12
-PROVIDER_LEDGER_PER_PROCESS = (
-    "monolith bug: the simulated payment provider keeps its charges in a per-process dict "
-    "(service_kit/payment_provider.py), so a refund served by another worker than its charge "
-    "is a 502 provider_error 'No successful charge ... to refund'"
-)
 
 
-def test_refunds_succeed_whichever_process_serves_them(multiprocess_api, deployment, request):
-    if deployment.server_env is not None:  # our own two-worker server: the bug is certain
-        request.applymarker(pytest.mark.xfail(strict=True, reason=PROVIDER_LEDGER_PER_PROCESS))
+def test_refunds_succeed_whichever_process_serves_them(multiprocess_api):
     customer = new_customer(multiprocess_api)
     refunds = []
 

@@ -235,7 +235,6 @@ def test_a_key_belongs_to_its_user(customer, stranger):
 RACE_ROUNDS = 5
 
 
-@pytest.mark.usefixtures("sqlite_locking_bug")
 def test_concurrent_requests_with_one_key_charge_once_and_all_get_the_answer(customer):
     for _ in range(RACE_ROUNDS):
         order = customer.place_order()
@@ -248,7 +247,6 @@ def test_concurrent_requests_with_one_key_charge_once_and_all_get_the_answer(cus
         assert len(customer.payments_of(order["id"])) == 1
 
 
-@pytest.mark.usefixtures("sqlite_locking_bug")
 def test_two_concurrent_payments_of_one_order_exactly_one_wins(customer):
     for _ in range(RACE_ROUNDS):
         order = customer.place_order()
