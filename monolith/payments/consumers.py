@@ -16,7 +16,7 @@ the service charged it: two halves, one race) is logged, the payment still recor
 reconcile shows it. The monolith's own events come back as echoes and are dropped by the runtime
 before any handler; events of other origins are not this module's business.
 
-Register with `manage.py outbox_consume --service monolith --handlers monolith.payments.consumers`.
+Run with `manage.py outbox_consume --service monolith` (payments/handlers.py imports this module).
 `order.paid` is written with origin "monolith" (the monolith owns orders), so the payments
 service applies it like any other order event and nothing loops.
 """
