@@ -31,7 +31,7 @@ from .broker import broker_connection, connection_errors
 from .conf import setting
 from .envelope import CONTENT_TYPE, Envelope
 from .errors import PayloadInvalid
-from .inbox import Outcome, dead_letter_park, event_apply
+from .inbox import Outcome, dead_letter_park, event_apply, events_apply_batch
 from .models import DeadLetterReason
 from .registry import AT_MOST_ONCE, Registry, registry
 from .topology import (
@@ -167,9 +167,14 @@ class EventConsumer:
         if len(deliveries) > 1:
             try:
                 with transaction.atomic():
-                    return [
-                        (self._apply(delivery, savepoint=False), None) for delivery in deliveries
-                    ]
+                    outcomes = events_apply_batch(
+                        consumer=self.service,
+                        envelopes=[delivery.envelope for delivery in deliveries],
+                        subscriptions_for=lambda event_type: self.registry.matching(
+                            self.service, event_type
+                        ),
+                    )
+                    return [(str(outcome), None) for outcome in outcomes]
             except DatabaseError:
                 raise  # the connection, not an event: nothing is acked, all are redelivered
             except Exception:  # noqa: S110 - a handler failed: find which, one by one

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -174,3 +174,149 @@ def dead_letter_park(
         },
     )
     return letter
+
+
+def _key(envelope: Envelope) -> tuple[str, str]:
+    return envelope.aggregate_type, envelope.aggregate_id
+
+
+def events_apply_batch(
+    *,
+    consumer: str,
+    envelopes: Sequence[Envelope],
+    subscriptions_for: Callable[[str], Sequence[Subscription]],
+) -> list[Outcome]:
+    """Apply many envelopes in the caller's transaction with a handful of statements.
+
+    The same decisions as `event_apply`, made for the whole batch at once on PostgreSQL: one
+    statement records the inbox rows, one locks (or creates) every cursor involved, in a fixed
+    order so competing consumers cannot deadlock, and one moves the cursors. Handlers run in
+    delivery order between the two. A handler error propagates; the caller rolls back.
+    """
+    if connection.vendor != "postgresql":
+        return [
+            event_apply(
+                consumer=consumer,
+                envelope=envelope,
+                subscriptions=subscriptions_for(envelope.type),
+                savepoint=False,
+            )
+            for envelope in envelopes
+        ]
+    outcomes: list[Outcome] = [Outcome.ECHO] * len(envelopes)
+    todo = [i for i, envelope in enumerate(envelopes) if envelope.origin != consumer]
+    if not todo:
+        return outcomes
+    inserted = _inbox_insert_many(consumer=consumer, envelopes=[envelopes[i] for i in todo])
+    last = _cursors_lock_many(consumer=consumer, keys={_key(envelopes[i]) for i in todo})
+    before = dict(last)
+    seen: set[str] = set()
+    refused: list[str] = []
+    for i in todo:
+        envelope = envelopes[i]
+        key = _key(envelope)
+        if envelope.id not in inserted or envelope.id in seen:
+            outcomes[i] = Outcome.DUPLICATE
+            continue
+        seen.add(envelope.id)
+        if envelope.sequence <= last[key]:
+            outcomes[i] = Outcome.DUPLICATE
+            refused.append(envelope.id)
+            continue
+        if envelope.sequence != last[key] + 1:
+            parked_before = DeadLetter.objects.filter(
+                consumer=consumer,
+                aggregate_type=envelope.aggregate_type,
+                aggregate_id=envelope.aggregate_id,
+                sequence__lt=envelope.sequence,
+                replayed_at=None,
+            ).exists()
+            outcomes[i] = Outcome.BLOCKED if parked_before else Outcome.GAP
+            refused.append(envelope.id)
+            continue
+        last[key] = envelope.sequence
+        outcomes[i] = Outcome.APPLIED
+        subscriptions = subscriptions_for(envelope.type)
+        if subscriptions:
+            event = envelope_upcast(envelope)
+            with event_context(
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.id,
+                origin=envelope.origin,
+            ):
+                for subscription in subscriptions:
+                    subscription.handler(event)
+    if refused:
+        InboxEvent.objects.filter(consumer=consumer, event_id__in=refused).delete()
+    moved = {key: sequence for key, sequence in last.items() if sequence != before[key]}
+    _cursors_update_many(consumer=consumer, sequences=moved)
+    return outcomes
+
+
+def _inbox_insert_many(*, consumer: str, envelopes: Sequence[Envelope]) -> set[str]:
+    """Insert inbox rows, skipping ones that exist; return the event ids actually inserted."""
+    from psycopg2.extras import execute_values
+
+    table = connection.ops.quote_name(InboxEvent._meta.db_table)
+    now = timezone.now()
+    rows = [
+        (consumer, e.id, e.type, e.aggregate_type, e.aggregate_id, e.sequence, e.origin, now)
+        for e in envelopes
+    ]
+    sql = (
+        f"INSERT INTO {table} (consumer, event_id, event_type, aggregate_type, aggregate_id, "  # noqa: S608
+        "sequence, origin, processed_at) VALUES %s "
+        "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id::text"
+    )
+    with connection.cursor() as cursor:
+        returned = execute_values(
+            cursor.cursor,
+            sql,
+            rows,
+            template="(%s, %s::uuid, %s, %s, %s, %s, %s, %s)",
+            page_size=len(rows),
+            fetch=True,
+        )
+    return {row[0] for row in returned}
+
+
+def _cursors_lock_many(*, consumer: str, keys: set[tuple[str, str]]) -> dict:
+    """Lock (creating at 0) the cursors of `keys`, in sorted order; return their sequences."""
+    from psycopg2.extras import execute_values
+
+    table = connection.ops.quote_name(ConsumerCursor._meta.db_table)
+    now = timezone.now()
+    rows = [(consumer, t, a, 0, now) for t, a in sorted(keys)]
+    sql = (
+        f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, last_sequence, updated_at) "  # noqa: S608
+        "VALUES %s ON CONFLICT (consumer, aggregate_type, aggregate_id) "
+        f"DO UPDATE SET last_sequence = {table}.last_sequence "
+        "RETURNING aggregate_type, aggregate_id, last_sequence"
+    )
+    with connection.cursor() as cursor:
+        returned = execute_values(cursor.cursor, sql, rows, page_size=len(rows), fetch=True)
+    return {(t, a): sequence for t, a, sequence in returned}
+
+
+def _cursors_update_many(*, consumer: str, sequences: dict) -> None:
+    if not sequences:
+        return
+    from psycopg2.extras import execute_values
+
+    table = connection.ops.quote_name(ConsumerCursor._meta.db_table)
+    sql = (
+        f"UPDATE {table} AS c SET last_sequence = v.sequence, updated_at = v.at "  # noqa: S608
+        "FROM (VALUES %s) AS v(consumer, aggregate_type, aggregate_id, sequence, at) "
+        "WHERE c.consumer = v.consumer AND c.aggregate_type = v.aggregate_type "
+        "AND c.aggregate_id = v.aggregate_id"
+    )
+    now = timezone.now()
+    rows = [(consumer, t, a, sequence, now) for (t, a), sequence in sequences.items()]
+    with connection.cursor() as cursor:
+        execute_values(
+            cursor.cursor,
+            sql,
+            rows,
+            template="(%s, %s, %s, %s::bigint, %s::timestamptz)",
+            page_size=len(rows),
+        )

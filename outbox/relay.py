@@ -6,8 +6,9 @@ Guarantees, and how:
       it pending; it is published again (consumers' inboxes absorb the duplicate).
     * Order per aggregate with several relays: rows are claimed `FOR UPDATE SKIP LOCKED` in id
       order, and a claimed row is held back when an earlier row of its aggregate is still
-      pending outside the claim (another relay has it). Per aggregate, id order is commit order
-      (the writer's counter lock), so the broker sees each aggregate's events in sequence.
+      pending outside the claim (another relay holds it: SKIP LOCKED leaves such holes). Per
+      aggregate, id order is commit order (the writer's counter lock), so the broker sees each
+      aggregate's events in sequence.
     * Never drops: a broker outage rolls the claim back and the loop retries with backoff.
     * Bounded table: sent rows older than OUTBOX_RETENTION_S go in small batches, skipping
       locked rows, so cleanup never waits on (or deadlocks with) a relay.
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import F, Min
+from django.db.models import F
 from django.utils import timezone
 
 from .broker import EnvelopePublisher, PublishFailed
@@ -45,27 +46,29 @@ def _claim(batch_size: int) -> list[OutboxEvent]:
     )
     if not rows or connection.vendor != "postgresql":
         return rows
-    # Per aggregate, the claim must start at the aggregate's oldest pending row; if an older one
-    # exists outside it, another relay holds that row and this aggregate must wait its turn.
-    first_claimed: dict[tuple[str, str], int] = {}
-    for row in rows:
-        first_claimed.setdefault((row.aggregate_type, row.aggregate_id), row.id)
-    oldest_pending = (
+    # Per aggregate, only an unbroken run from its oldest pending row may go. SKIP LOCKED can
+    # leave holes (rows another relay holds): everything of that aggregate after a hole waits.
+    claimed = {row.id for row in rows}
+    keys = {(row.aggregate_type, row.aggregate_id) for row in rows}
+    pending = (
         OutboxEvent.objects.filter(
             sent_at=None,
-            id__lt=rows[-1].id,
-            aggregate_id__in={aggregate_id for _, aggregate_id in first_claimed},
+            id__lte=rows[-1].id,
+            aggregate_id__in={aggregate_id for _, aggregate_id in keys},
         )
-        .values_list("aggregate_type", "aggregate_id")
-        .annotate(first=Min("id"))
+        .order_by("id")
+        .values_list("aggregate_type", "aggregate_id", "id")
     )
-    held_back = {
-        (aggregate_type, aggregate_id)
-        for aggregate_type, aggregate_id, first in oldest_pending
-        if (aggregate_type, aggregate_id) in first_claimed
-        and first < first_claimed[(aggregate_type, aggregate_id)]
-    }
-    return [row for row in rows if (row.aggregate_type, row.aggregate_id) not in held_back]
+    blocked_from: dict[tuple[str, str], int] = {}
+    for aggregate_type, aggregate_id, row_id in pending:
+        key = (aggregate_type, aggregate_id)
+        if key in keys and key not in blocked_from and row_id not in claimed:
+            blocked_from[key] = row_id
+    return [
+        row
+        for row in rows
+        if row.id < blocked_from.get((row.aggregate_type, row.aggregate_id), row.id + 1)
+    ]
 
 
 def relay_batch(*, publisher: EnvelopePublisher, batch_size: int | None = None) -> int:

@@ -143,3 +143,29 @@ def test_events_written_by_a_handler_keep_the_handled_events_origin_and_cause():
     event_apply(consumer="shop", envelope=handled, subscriptions=[Subscription("shop", "#", react)])
     written = OutboxEvent.objects.get(aggregate_id="other")
     assert (written.origin, written.causation_id) == ("payments", handled.id)
+
+
+def test_a_batch_applies_each_event_once_and_in_order_like_one_by_one():
+    from django.db import transaction
+
+    from outbox.inbox import events_apply_batch
+
+    one, two, three = envelope(1), envelope(2), envelope(3)
+    other = envelope(1, aggregate_id="B")
+    batch = [one, two, one, three, envelope(5), other, envelope(1, origin="shop")]
+    with transaction.atomic():
+        outcomes = events_apply_batch(
+            consumer="shop", envelopes=batch, subscriptions_for=lambda event_type: SUBS
+        )
+    assert outcomes == [
+        Outcome.APPLIED, Outcome.APPLIED, Outcome.DUPLICATE, Outcome.APPLIED,
+        Outcome.GAP, Outcome.APPLIED, Outcome.ECHO,
+    ]  # fmt: skip
+    assert Group.objects.count() == 4
+    assert set(InboxEvent.objects.values_list("sequence", flat=True)) == {1, 2, 3}
+    assert ConsumerCursor.objects.get(consumer="shop", aggregate_id="A").last_sequence == 3
+    with transaction.atomic():
+        again = events_apply_batch(
+            consumer="shop", envelopes=[two, envelope(4)], subscriptions_for=lambda t: SUBS
+        )
+    assert again == [Outcome.DUPLICATE, Outcome.APPLIED]
