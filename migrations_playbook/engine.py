@@ -43,6 +43,7 @@ class Action:
     text: str
     stage: Stage | None = None
     index: int = 0
+    key: str = ""  # the subscription's consumer, the backfill's command line
 
     def describe(self) -> str:
         return self.text
@@ -149,14 +150,15 @@ class Engine:
             if sub.consumer not in part["subscriptions"]:
                 actions.append(
                     Action("subscribe", f"bind queue {sub.consumer}.events (consumer "
-                           f"{sub.consumer}, in {sub.service}) to {', '.join(sub.events)}")
+                           f"{sub.consumer}, in {sub.service}) to {', '.join(sub.events)}",
+                           key=sub.consumer)
                 )  # fmt: skip
         for job in step.backfill:
             key = " ".join(job.command)
             if key not in part["backfill"]:
                 actions.append(
                     Action("backfill", f"backfill: manage.py {key} in {job.service} "
-                           "(resumable; progress shown)")
+                           "(resumable; progress shown)", key=key)
                 )  # fmt: skip
         current = -1 if missing_routes else self.live_stage(step)[0]
         target = len(step.rollout) - 1
@@ -203,9 +205,9 @@ class Engine:
                 if action.kind == "table":
                     self._table_add(step)
                 elif action.kind == "subscribe":
-                    self._subscribe(step)
+                    self._subscribe(step, action.key)
                 elif action.kind == "backfill":
-                    self._backfill(step)
+                    self._backfill(step, action.key)
                 elif action.kind == "advance":
                     assert action.stage is not None
                     if not self._advance(step, action.stage):
@@ -244,11 +246,10 @@ class Engine:
             new["rate_limits"] = table["rate_limits"]
         self.proxy.table_replace(new)
 
-    def _subscribe(self, step: Step) -> None:
-        part = st.step_state(st.state_read(self.var_dir), step.number)
+    def _subscribe(self, step: Step, consumer: str) -> None:
         ctx = self.context(step)
         for sub in step.subscriptions:
-            if sub.consumer in part["subscriptions"]:
+            if sub.consumer != consumer:
                 continue
             argv = ["-m", "migrations_playbook.djangoside", "subscribe", "--consumer", sub.consumer]
             if sub.handlers:
@@ -262,12 +263,10 @@ class Engine:
             self.say(f"  bound: {done.stdout.strip().splitlines()[-1]}")
             self._record(step, "subscribed", subscriptions=sub.consumer)
 
-    def _backfill(self, step: Step) -> None:
-        part = st.step_state(st.state_read(self.var_dir), step.number)
+    def _backfill(self, step: Step, key: str) -> None:
         ctx = self.context(step)
         for job in step.backfill:
-            key = " ".join(job.command)
-            if key in part["backfill"]:
+            if " ".join(job.command) != key:
                 continue
             started = time.monotonic()
             # Not captured: the command draws its own progress bar on the terminal.
