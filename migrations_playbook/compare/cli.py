@@ -235,6 +235,11 @@ def _stacks(args, out: Path, tests, progress: Progress) -> tuple[Comparison, ev.
                     _shadow_pass(stack, label, evidence, args, out, tests, progress)
                 runs[label] = _run(label, stack.url, stack.staff, args, out, tests, progress)
                 runs[label].target = f"step {step} at {stack.url}"
+                death = stack.check_alive()
+                if death:
+                    # Its verdicts would blame the code for a crash of the stack: no verdicts.
+                    runs[label].error = f"{death} (see {stack.log})"
+                    progress.say(f"{label}: {death}")
                 if step == moved_side:
                     _reconcile(stack, steps, evidence, progress)
             evidence.notes += [f"{label} (step {step}): {note}" for note in stack.notes]

@@ -165,11 +165,14 @@ def html_report(comparison: Comparison, evidence: Evidence, *, title: str) -> st
     """Return the whole report as one HTML document with inline CSS and no external assets."""
     counts = comparison.counts()
     regressed = bool(counts.get("regressed"))
-    answer = (
-        f"{counts['regressed']} test(s) regressed"
-        if regressed
-        else f"no regression: B is as good as A on {len(comparison.rows)} tests"
-    )
+    broken = [run.label for run in (comparison.before, comparison.after) if run.error]
+    if broken:
+        regressed = True
+        answer = f"inconclusive: {' and '.join(broken)} could not be run (see below)"
+    elif regressed:
+        answer = f"{counts['regressed']} test(s) regressed"
+    else:
+        answer = f"no regression: B is as good as A on {len(comparison.rows)} tests"
     chips = " ".join(
         f'<span class="v v-{v}">{counts.get(v, 0)} {v}</span>'
         for v in ("regressed", "fixed", "flaky", "new", "gone", "same")

@@ -93,9 +93,12 @@ class Comparison:
         """Return the one summary line: every verdict's count, and the overall answer."""
         counts = self.counts()
         parts = [f"{counts.get(v, 0)} {v}" for v in VERDICTS]
-        answer = (
-            "REGRESSED" if counts.get("regressed") else "no regression"
-        ) + f" ({len(self.rows)} tests)"
+        broken = [run.label for run in (self.before, self.after) if run.error]
+        if broken:
+            answer = f"INCONCLUSIVE, {' and '.join(broken)} could not be run"
+        else:
+            answer = "REGRESSED" if counts.get("regressed") else "no regression"
+        answer += f" ({len(self.rows)} tests)"
         return f"{answer}: " + ", ".join(parts)
 
 

@@ -5,8 +5,9 @@ handling and the foreground, so it runs in a process of its own), with:
 
 * a temporary var dir (the embedded default's SQLite files and broker folders live there);
 * on PostgreSQL (DATABASE_URL names one), a fresh database ``<name>_cmp<random>`` per stack,
-  and the services' ``<that>_<service>``, all dropped afterwards; nothing of an earlier run
-  leaks into a side;
+  and the services' ``<that>_<service>``, all dropped afterwards; on RabbitMQ (BROKER_URL
+  amqp://, with `rabbitmqctl` on this machine), a fresh vhost per stack, deleted afterwards;
+  nothing of one side leaks into the other;
 * a free port for every HTTP process;
 * the routes of steps 1..N already at the last stage of their rollout (``extracted``), through
   the playbook's state file, so step N means "after the extraction";
@@ -63,6 +64,11 @@ class StackInfo:
     log: Path
     staff: Staff | None
     notes: list[str] = field(default_factory=list)
+    died: Callable[[], str | None] = lambda: None
+
+    def check_alive(self) -> str | None:
+        """Return why the stack stopped on its own (a child died), or None while it runs."""
+        return self.died()
 
 
 def free_port() -> int:
@@ -113,6 +119,34 @@ def _drop_databases(url: str, services: list[str]) -> None:
         connection.close()
 
 
+def _fresh_vhost(environ: dict[str, str]) -> tuple[str, str] | None:
+    """Return (BROKER_URL, vhost) of a new RabbitMQ vhost, or None when that cannot be done.
+
+    Only on AMQP with `rabbitmqctl` on this machine (a local broker); elsewhere the stack uses
+    the operator's BROKER_URL as it is, and its queues may hold the other side's events.
+    """
+    url = environ.get("BROKER_URL") or ""
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("amqp") or not shutil.which("rabbitmqctl"):
+        return None
+    vhost = f"strangler-compare-{secrets.token_hex(4)}"
+    try:
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return urlunsplit(parts._replace(path=f"/{vhost}")), vhost
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(  # noqa: S603 (fixed argv)
+        ["rabbitmqctl", "-q", *args],  # noqa: S607 (found on PATH by _fresh_vhost)
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
 class _Runner:
     """`strangler up` as a child: its output copied to a log, its readiness watched."""
 
@@ -156,6 +190,17 @@ class _Runner:
                     f"the stack was not ready within {timeout:g} s; the runner's last lines:\n"
                     + "\n".join(self.lines[-25:])
                 )
+
+    def death(self) -> str | None:
+        """Return the runner's last lines if it exited on its own, else None."""
+        if self.process.poll() is None:
+            return None
+        self.reader.join(timeout=5)
+        said = [line for line in self.lines if "exited" in line or "killed" in line]
+        return (
+            f"the stack stopped during the run (`strangler up` exited "
+            f"{self.process.returncode}): " + "; ".join(said[:3] or self.lines[-3:])
+        )
 
     def stop(self) -> str | None:
         """Stop the stack the way Ctrl-C does; return a note if it had to be killed."""
@@ -223,6 +268,11 @@ def stack_started(
     database = _fresh_database(environ)
     if database:
         env["DATABASE_URL"] = database
+    vhost = _fresh_vhost(environ)
+    if vhost:
+        env["BROKER_URL"] = vhost[0]
+    elif environ.get("BROKER_URL"):
+        notes.append("the stack used the operator's BROKER_URL as it is (no vhost of its own)")
     # Step N is "after": its routes start where their rollout ends.
     state = state_read(var_dir)
     for number, mode in final_modes(steps, step).items():
@@ -259,7 +309,7 @@ def stack_started(
             notes.append("strangler_proxy is not installed: the suite ran against the monolith")
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         say(f"step {step} ready in {time.monotonic() - started:.1f} s at {urls[front]}")
-        yield StackInfo(step, urls[front], urls, var_dir, env, log, staff, notes)
+        yield StackInfo(step, urls[front], urls, var_dir, env, log, staff, notes, died=runner.death)
     finally:
         if runner is not None:
             stopping = time.monotonic()
@@ -272,4 +322,9 @@ def stack_started(
                 _drop_databases(database, services)
             except Exception as exc:  # cleaning up must not hide the comparison's result
                 notes.append(f"could not drop {database}: {exc}")
+        if vhost:
+            try:
+                _rabbitmqctl("delete_vhost", vhost[1])
+            except (subprocess.SubprocessError, OSError) as exc:
+                notes.append(f"could not delete the vhost {vhost[1]}: {exc}")
         shutil.rmtree(var_dir, ignore_errors=True)
