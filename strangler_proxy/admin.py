@@ -18,6 +18,9 @@
 | GET  /_strangler/diffs/{id} | one diff: request, both answers, differing paths |
 | GET  /_strangler/diffs/{id}/curl | curl commands that replay it against each side |
 
+The request is the front server's (``server.Request``), which offers the parts of aiohttp's
+request read here: ``method``, ``path``, ``headers``, ``query``, ``remote``, ``read()``.
+
 Writes require ``Authorization: Bearer $STRANGLER_ADMIN_TOKEN`` when that is set; the change log
 records ``X-Strangler-Actor`` (or the client address) as who.
 """
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from .routes import RouteTableError, table_from_dict
+from .server import BodyTimeout
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -54,7 +58,7 @@ def _error(status: int, code: str, detail: str, fields: dict | None = None) -> w
 async def _body(request: web.BaseRequest) -> dict:
     try:
         data = json.loads(await request.read() or b"{}")
-    except ValueError as exc:
+    except (ValueError, ConnectionError, BodyTimeout) as exc:
         raise _Refused(_error(400, "invalid_json", f"The body is not JSON: {exc}.")) from None
     if not isinstance(data, dict):
         raise _Refused(
@@ -96,6 +100,7 @@ async def handle(gateway: Gateway, request: web.BaseRequest, path: str) -> web.S
     try:
         if method not in {"GET", "HEAD"}:
             _check_write(gateway, request)
+            gateway.table_sync()  # other workers' changes first: this one builds on them
         return await _dispatch(gateway, request, method, parts)
     except _Refused as refused:
         return refused.response

@@ -17,8 +17,10 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -176,6 +178,9 @@ def main(argv: list[str]) -> int:
     if args.workers <= 1:
         _run(config, reuse_port=False)
         return 0
+    # The workers share one route table through a state file (strangler_proxy/sharing.py).
+    state_dir = tempfile.mkdtemp(prefix="strangler-proxy-")
+    config = dataclasses.replace(config, shared_state=os.path.join(state_dir, "routes.json"))
     children = []
     for _ in range(args.workers):
         pid = os.fork()
@@ -193,7 +198,10 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     status = 0
-    for child in children:
-        _, code = os.waitpid(child, 0)
-        status = status or os.waitstatus_to_exitcode(code)
+    try:
+        for child in children:
+            _, code = os.waitpid(child, 0)
+            status = status or os.waitstatus_to_exitcode(code)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
     return status

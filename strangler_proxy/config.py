@@ -13,6 +13,7 @@
 | STRANGLER_SHADOW_CONCURRENCY | 32 | shadow requests in flight at most |
 | STRANGLER_ADMIN_TOKEN | (none: admin open) | Bearer token the admin API's writes require |
 | STRANGLER_ACCESS_LOG | 1 | one JSON line per request on stdout |
+| STRANGLER_PROXY_STATE | (none: set by --workers) | route table file shared by worker processes |
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class ProxyConfig:
     access_log: bool = True
     body_idle_timeout: float = 10.0
     aggregate_path: str = "/api/overview/"
+    keepalive_timeout: float = 75.0
+    head_timeout: float = 10.0
+    linger: float = 1.0
+    shared_state: str | None = None
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> ProxyConfig:
@@ -76,4 +81,5 @@ class ProxyConfig:
             admin_token=env.get("STRANGLER_ADMIN_TOKEN") or None,
             access_log=(env.get("STRANGLER_ACCESS_LOG") or "1").lower()
             not in {"0", "false", "no", "off"},
+            shared_state=env.get("STRANGLER_PROXY_STATE") or None,
         )

@@ -23,6 +23,14 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 FAST_METHODS = frozenset({"GET", "OPTIONS"})
+# Response headers never passed to the client: hop-by-hop ones, and those the proxy sets itself.
+RESPONSE_DROP = frozenset(
+    {
+        b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+        b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection",
+        b"x-strangler-upstream", b"x-request-id", b"x-strangler-fallback",
+    }
+)  # fmt: skip
 _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
 
@@ -39,10 +47,14 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.used = False
+        # One parser for the connection's life: only connections whose answers ended cleanly are
+        # reused, so the parser is at a message boundary whenever a request is sent.
+        self.parser = httptools.HttpResponseParser(self)
+        self.listener = None  # called on each parser event instead of a waiter (gateway fast path)
+        self.idle = False  # in the pool: any byte arriving now is garbage, and ends it
         self._reset()
 
     def _reset(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.reason = b""
         self.raw_headers: list[tuple[bytes, bytes]] = []
@@ -55,12 +67,19 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future | None = None
         self.got_bytes = False
         self.paused = False
+        self.length: int | None = None
+        self.lines: list[bytes] = []  # b"Name: value\r\n" of each header the client may see
+        self.odd_connection = False  # Connection names headers to drop: filter the slow way
 
     # -- asyncio.Protocol
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.idle:
+            self.closed = True
+            self.transport.close()
+            return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
@@ -79,6 +98,18 @@ class _Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.raw_headers.append((name, value))
+        lower = name.lower()
+        if lower not in RESPONSE_DROP:
+            self.lines.append(name + b": " + value + b"\r\n")
+            if lower == b"content-length":
+                try:
+                    self.length = int(value)
+                except ValueError:
+                    self.length = None
+        elif lower == b"connection":
+            for token in value.split(b","):
+                if token.strip().lower() not in (b"keep-alive", b"close", b""):
+                    self.odd_connection = True
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -100,6 +131,9 @@ class _Connection(asyncio.Protocol):
 
     # -- internals
     def _wake(self) -> None:
+        if self.listener is not None:
+            self.listener()
+            return
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -107,6 +141,9 @@ class _Connection(asyncio.Protocol):
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
+        if self.listener is not None:
+            self.listener()
+            return
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
@@ -151,13 +188,7 @@ class FastResponse:
 
     @property
     def content_length(self) -> int | None:
-        for name, value in self.raw_headers:
-            if name.lower() == b"content-length":
-                try:
-                    return int(value)
-                except ValueError:
-                    return None
-        return None
+        return self._conn.length
 
     async def _next(self) -> bytes:
         conn = self._conn
@@ -199,6 +230,7 @@ class FastResponse:
         self._released = True
         conn = self._conn
         if conn.done and conn.keep_alive and not conn.closed and not conn.chunks:
+            conn.idle = True
             self._pool._idle.setdefault(self._key, []).append(conn)
         else:
             conn.closed = True
@@ -220,15 +252,25 @@ class FastPool:
 
     async def request(
         self, *, url: str, host: str, method: str, target: str, headers, connect_timeout: float,
-        read_timeout: float,
+        read_timeout: float, host_line: bytes | None = None,
     ) -> FastResponse:  # fmt: skip
-        """Send a body-less request to the instance at `url`; return once the headers arrived."""
-        lines = [f"{method} {target} HTTP/1.1\r\n"]
-        if "Host" not in headers:
-            lines.append(f"Host: {host}\r\n")
-        lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
-        lines.append("\r\n")
-        head = "".join(lines).encode("latin-1")
+        """Send a body-less request to the instance at `url`; return once the headers arrived.
+
+        `headers` is a mapping, or a ready block of ``Name: value\r\n`` lines (bytes); a block
+        without its own Host line gets `host_line` (``Host: <instance>``).
+        """
+        if isinstance(headers, bytes):
+            head = b"".join(
+                (method.encode("ascii"), b" ", target.encode("latin-1"), b" HTTP/1.1\r\n",
+                 host_line or b"", headers, b"\r\n")
+            )  # fmt: skip
+        else:
+            lines = [f"{method} {target} HTTP/1.1\r\n"]
+            if "Host" not in headers:
+                lines.append(f"Host: {host}\r\n")
+            lines.extend(f"{name}: {value}\r\n" for name, value in headers.items())
+            lines.append("\r\n")
+            head = "".join(lines).encode("latin-1")
         idle = self._idle.get(url)
         for _ in range(2):
             conn = None
@@ -243,6 +285,7 @@ class FastPool:
                 conn = await self._connect(hostname or host, int(port or 80), connect_timeout)
             conn._reset()
             conn.used = True
+            conn.idle = False
             conn.transport.write(head)
             try:
                 while not conn.headers_done:
@@ -257,6 +300,30 @@ class FastPool:
                 raise
             return FastResponse(self, url, conn, read_timeout)
         raise UpstreamProtocolError("upstream closed two connections before answering")
+
+    def take_idle(self, url: str) -> _Connection | None:
+        """Return an idle connection to `url` ready for a request, or None."""
+        idle = self._idle.get(url)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                conn._reset()
+                conn.used = True
+                conn.idle = False
+                return conn
+        return None
+
+    def give_back(self, url: str, conn: _Connection) -> None:
+        """Return a connection whose answer was read whole to the idle pool (or close it)."""
+        conn.listener = None
+        if conn.done and conn.keep_alive and not conn.closed:
+            conn.chunks.clear()
+            conn.buffered = 0
+            conn.idle = True
+            self._idle.setdefault(url, []).append(conn)
+        else:
+            conn.closed = True
+            conn.transport.close()
 
     def close(self) -> None:
         for conns in self._idle.values():

@@ -15,6 +15,7 @@ the candidate cannot connect, times out or answers 5xx (``X-Strangler-Fallback``
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -27,20 +28,15 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from . import admin
 from .auth import EdgeAuth
 from .config import ProxyConfig
 from .discovery import registry_from_url
-from .fastclient import FAST_METHODS, FastPool
-from .headers import (
-    FALLBACK,
-    REQUEST_ID,
-    UPSTREAM,
-    client_response_headers,
-    upstream_request_headers,
-)
+from .fastclient import FAST_METHODS, FastPool, FastResponse
+from .headers import FALLBACK, HOP_BY_HOP, REQUEST_ID, UPSTREAM
 from .identity import HEADER as IDENTITY_HEADER
 from .identity import identity_sign
 from .metrics import Metrics
@@ -55,7 +51,9 @@ from .routes import (
     step0_table,
     table_from_file,
 )
+from .server import BodyTimeout, HttpConnection, Request, error_head
 from .shadow import ShadowRunner
+from .sharing import shared_table_from_config
 from .upstreams import Instance, NoInstance, ServicePool
 
 log = logging.getLogger("strangler_proxy")
@@ -107,7 +105,12 @@ class Gateway:
         self.fast = FastPool()
         self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
         self._background: list[asyncio.Task] = []
-        self._runner: web.ServerRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self.connections: set[HttpConnection] = set()
+        self.exchanges: set[_Exchange] = set()
+        self._rid_prefix = os.urandom(8).hex()
+        self._rid_counter = itertools.count(1)
+        self.shared = shared_table_from_config(config)
         self.started_at = time.time()
         self._access = config.access_log
 
@@ -132,7 +135,10 @@ class Gateway:
         self.pools = pools
 
     def table_swap(self, *, new: RouteTable, actor: str, reason: str) -> RouteTable:
-        """Install `new` atomically and record who changed what; return the old table."""
+        """Install `new` atomically and record who changed what; return the old table.
+
+        With worker processes the new table and the change log are published for every worker.
+        """
         old = self.table
         new = RouteTable(
             services=new.services,
@@ -167,7 +173,21 @@ class Gateway:
             reason,
             sorted(changed),
         )
+        if self.shared is not None:
+            self.shared.publish(table_data=new.as_dict(), changes=list(self.changes))
         return old
+
+    def table_adopt(self, table: RouteTable, changes: list[dict[str, Any]]) -> None:
+        """Install a table another worker published (its version and change log included)."""
+        self._install_pools(table)
+        self.table = table
+        self.changes = deque(changes, maxlen=500)
+        log.info("route table v%s adopted from another worker", table.version)
+
+    def table_sync(self) -> None:
+        """Adopt the newest table the workers share, before changing it (no-op alone)."""
+        if self.shared is not None:
+            self.shared.sync(self)
 
     def table_reload(self, *, actor: str) -> RouteTable:
         """Re-read the route file and swap it in; if invalid, raise and keep the old table."""
@@ -183,7 +203,7 @@ class Gateway:
     async def start(
         self, *, host: str | None = None, port: int | None = None, reuse_port: bool = False
     ) -> int:
-        """Open the upstream pool and listen; return the bound port."""
+        """Open the upstream pools and listen; return the bound port."""
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300
         )
@@ -193,36 +213,72 @@ class Gateway:
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )
-        # lingering_time: after answering early (408, 429...) read a client's unread body for at
-        # most one second instead of aiohttp's ten, so a slowloris cannot hold the connection.
-        server = web.Server(
-            self.handle,
-            access_log=None,
-            max_field_size=16384,
-            max_line_size=16384,
-            lingering_time=1.0,
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: HttpConnection(self, loop),
+            host or self.config.host,
+            self.config.port if port is None else port,
+            reuse_port=reuse_port or None,
+            backlog=1024,
         )
-        self._runner = web.ServerRunner(server, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, host or self.config.host, self.config.port if port is None else port,
-            reuse_port=reuse_port, backlog=1024,
-        )  # fmt: skip
-        await site.start()
         self._background.append(asyncio.create_task(self._maintain()))
-        return site._server.sockets[0].getsockname()[1]
+        self._background.append(asyncio.create_task(self._sweep()))
+        self._background.append(asyncio.create_task(self._expire()))
+        if self.shared is not None:
+            self.shared.sync(self)  # a worker started late adopts the table in force
+            self._background.append(asyncio.create_task(self._follow_shared()))
+        return self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
         for task in self._background:
             task.cancel()
+        if self._server is not None:
+            self._server.close()
         await self.shadow.drain(timeout=1.0)
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
         if self.session is not None:
             await self.session.close()
         self.fast.close()
         await self.registry.close()
         await self.limiter.close()
+
+    async def _sweep(self) -> None:
+        """Once a second: close idle keep-alive connections and heads that arrive too slowly."""
+        loop = asyncio.get_running_loop()
+        config = self.config
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            for conn in list(self.connections):
+                conn.sweep(
+                    now, keepalive=config.keepalive_timeout, head_timeout=config.head_timeout
+                )
+
+    async def _expire(self) -> None:
+        """Every 50 ms: time out fast-path exchanges whose upstream is later than the route allows.
+
+        One sweep instead of a timer per request: a timeout fires up to 50 ms late.
+        """
+        while True:
+            await asyncio.sleep(0.05)
+            if self.exchanges:
+                now = time.perf_counter()
+                for exchange in list(self.exchanges):
+                    if now - exchange.started > exchange.route.timeout:
+                        exchange.expire()
+
+    async def _follow_shared(self) -> None:
+        """Adopt route-table changes other workers made, as soon as they are seen."""
+        while True:
+            try:
+                await self.shared.wait_change(self)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a broken shared store must not stop this worker serving
+                log.exception("reading the shared route table failed")
+                await asyncio.sleep(1.0)
 
     async def _maintain(self) -> None:
         """Refresh registry instances every second and health-check instances when due."""
@@ -269,7 +325,7 @@ class Gateway:
     def error(
         self, status: int, code: str, detail: str, request_id: str = "", headers: dict | None = None
     ) -> web.Response:
-        """Return the proxy's own JSON error response."""
+        """Return the proxy's own JSON error response (admin and aggregation use it)."""
         body = json.dumps({"error": code, "detail": detail, "fields": {}})
         resp = web.Response(
             status=status, text=body, content_type="application/json", headers=headers
@@ -279,69 +335,178 @@ class Gateway:
             resp.headers[REQUEST_ID] = request_id
         return resp
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        """Serve one client request."""
+    def _refuse(
+        self, conn: HttpConnection, req: Request, status: int, code: str, detail: str, rid: str,
+        route: Route | None, started: float, extra: list | None = None,
+    ) -> None:  # fmt: skip
+        if status == 408:
+            req.keep_alive = False  # the rest of the body may still trickle in: do not wait for it
+        conn.write(error_head(status, code, detail, rid, close=not req.keep_alive, extra=extra))
+        self._finish(req, status, rid, route, "proxy", started)
+
+    def _send_web(self, conn: HttpConnection, req: Request, resp: web.Response) -> None:
+        """Write an aiohttp Response built by the admin API or the aggregation."""
+        body = resp.body or b""
+        if not isinstance(body, bytes):
+            body = bytes(body._value) if hasattr(body, "_value") else b""
+        lines = [f"HTTP/1.1 {resp.status} {resp.reason}\r\n"]
+        for name, value in resp.headers.items():
+            if name.lower() not in {"content-length", "transfer-encoding", "connection"}:
+                lines.append(f"{name}: {value}\r\n")
+        lines.append(f"Content-Length: {len(body)}\r\n")
+        if not req.keep_alive:
+            lines.append("Connection: close\r\n")
+        lines.append("\r\n")
+        head = "".join(lines).encode("latin-1")
+        conn.write(head if req.method == "HEAD" else head + body)
+
+    async def serve(self, conn: HttpConnection, req: Request) -> None:
+        """Serve one client request on `conn` (the server calls it in request order)."""
         started = time.perf_counter()
-        raw_path, query = split_target(request.raw_path)
+        raw_path, _ = split_target(req.target)
         if raw_path.startswith("/_strangler"):
-            return await admin.handle(self, request, raw_path)
-        rid = request.headers.get(REQUEST_ID)
-        if rid is None or not _REQUEST_ID_OK.match(rid):
-            rid = os.urandom(16).hex()
+            if req.body is not None and req.expect_continue:
+                conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self._send_web(conn, req, await admin.handle(self, req, raw_path))
+            return
+        rid = req.request_id
+        if rid is not None:
+            rid = rid.decode("latin-1")
+            if not _REQUEST_ID_OK.match(rid):
+                rid = None
+        if rid is None:
+            rid = self._new_request_id()
         try:
             path = path_for_routing(raw_path)
         except PathRefused as exc:
-            return self._finish(
-                request, self.error(400, "path_refused", str(exc), rid), rid, None, "proxy", started
-            )
+            return self._refuse(conn, req, 400, "path_refused", str(exc), rid, None, started)
         table = self.table  # this request's table, whatever happens to self.table meanwhile
-        method = request.method
-        found = table.match(method, path, request.headers)
+        method = req.method
+        found = table.match(method, path, req)
         if found is None:
-            resp = self.error(404, "no_route", f"No route serves {method} {raw_path}.", rid)
-            return self._finish(request, resp, rid, None, "proxy", started)
+            detail = f"No route serves {method} {raw_path}."
+            return self._refuse(conn, req, 404, "no_route", detail, rid, None, started)
         route = found[0]
         identity = None
-        authorization = request.headers.get("Authorization")
-        if authorization is not None:
+        if req.authorization is not None:
             identity = await self.auth.identify(
-                authorization=authorization, session=self.session, monolith_url=self._monolith_url()
-            )
+                authorization=req.authorization.decode("latin-1"), session=self.session,
+                monolith_url=self._monolith_url(),
+            )  # fmt: skip
         if route.rate_limit is not None:
-            caller = f"user:{identity.user_id}" if identity else f"addr:{request.remote}"
+            caller = f"user:{identity.user_id}" if identity else f"addr:{req.remote}"
             wait = await self.limiter.take(
                 key=f"{route.rate_limit}:{caller}", limit=table.rate_limits[route.rate_limit]
             )
             if wait > 0:
                 self.metrics.rate_limited[route.name] += 1
                 detail = f"Too many requests for {route.rate_limit!r}; retry later."
-                resp = self.error(429, "rate_limited", detail, rid,
-                                  headers={"Retry-After": retry_after(wait)})  # fmt: skip
-                return self._finish(request, resp, rid, route, "proxy", started)
+                return self._refuse(
+                    conn, req, 429, "rate_limited", detail, rid, route, started,
+                    extra=[("Retry-After", retry_after(wait))],
+                )  # fmt: skip
         if self.config.aggregate_path == path and method == "GET":
             from .aggregate import overview
 
-            resp = await overview(self, request, table=table, rid=rid, identity=identity)
-            return self._finish(request, resp, rid, route, "aggregate", started)
-        target = self.choose_target(route, identity, request.remote)
-        headers = upstream_request_headers(
-            request.raw_headers, client_host=request.host, client_addr=request.remote,
-            scheme=request.scheme, request_id=rid,
-            preserve_host=table.services[target].preserve_host,
-        )  # fmt: skip
+            resp = await overview(self, req, table=table, rid=rid, identity=identity)
+            self._send_web(conn, req, resp)
+            return self._finish(req, resp.status, rid, route, "aggregate", started)
+        mode = route.mode
+        target = MONOLITH if mode == "monolith" else self.choose_target(route, identity, req.remote)
+        headers = self._forward(req, table, target, rid, identity)
+        try:
+            await self._proxy(conn, req, route, target, req.target, headers, rid, started)
+        except _UpstreamFailed as exc:
+            self._refuse(conn, req, exc.status, exc.kind, exc.detail, rid, route, started)
+
+    def _forward(self, req: Request, table: RouteTable, target: str, rid: str, identity) -> Forward:
+        """Return the headers `req` carries to `target`: the client's, less hop-by-hop, and ours."""
+        lines = req.forward_lines()
+        host = req.host
+        preserve = table.services[target].preserve_host
+        tail = [
+            b"X-Forwarded-For: " + (req.xff + b", " if req.xff else b"")
+            + req.remote.encode() + b"\r\n",
+            b"X-Forwarded-Proto: http\r\n",
+        ]  # fmt: skip
+        if host is not None:
+            tail.append(b"X-Forwarded-Host: " + host + b"\r\n")
+            if preserve:
+                tail.append(b"Host: " + host + b"\r\n")
+        tail.append(b"X-Request-ID: " + rid.encode() + b"\r\n")
         if identity is not None and self.config.identity_secret:
-            headers[IDENTITY_HEADER] = identity_sign(
+            signed = identity_sign(
                 identity=identity, secret=self.config.identity_secret, ttl=self.config.identity_ttl
             )
+            tail.append(IDENTITY_HEADER.encode() + b": " + signed.encode("latin-1") + b"\r\n")
+        return Forward(lines, tail, preserve and host is not None)
+
+    def _new_request_id(self) -> str:
+        # A per-process random prefix and a counter: unique without a system call per request.
+        return f"{self._rid_prefix}{next(self._rid_counter):016x}"
+
+    # ----------------------------------------------------------------- the fast path
+    def fast_serve(self, conn: HttpConnection, req: Request) -> bool:
+        """Start serving `req` without a task if it is on the lean path; return whether it did.
+
+        The lean path: GET/OPTIONS without a body or token, a route in ``monolith``,
+        ``extracted`` or ``canary`` mode without a rate limit, and an idle pooled connection to
+        the chosen instance. The exchange then runs on protocol callbacks alone (no task, no
+        future, no timer); anything unusual in the answer (5xx, a large or chunked body, a
+        broken connection, a timeout) hands it to ``_proxy``, which retries, falls back and
+        streams exactly as for any request.
+        """
+        method = req.method
+        if method not in FAST_METHODS or req.authorization is not None:
+            return False
+        target_s = req.target
+        cut = target_s.find("?")
+        raw_path = target_s if cut < 0 else target_s[:cut]
+        if raw_path.startswith("/_strangler"):
+            return False
         try:
-            return await self._proxy(
-                request, route, target, raw_path + query, headers, rid, started
-            )
-        except _UpstreamFailed as exc:
-            resp = self.error(exc.status, exc.kind, exc.detail, rid)
-            if exc.status == 408:
-                resp.force_close()  # the rest of the body may still trickle in: do not wait for it
-            return self._finish(request, resp, rid, route, target, started)
+            path = path_for_routing(raw_path)
+        except PathRefused:
+            return False
+        table = self.table
+        found = table.match(method, path, req)
+        if found is None:
+            return False
+        route = found[0]
+        mode = route.mode
+        if route.rate_limit is not None or mode == "shadow" or path == self.config.aggregate_path:
+            return False
+        target = MONOLITH if mode == "monolith" else self.choose_target(route, None, req.remote)
+        pool = self.pools[target]
+        if len(pool.instances) != 1:
+            return False  # balancing and probes stay on the general path
+        instance = pool.instances[0]
+        if instance.breaker.state != "closed":
+            return False
+        up = self.fast.take_idle(instance.url)
+        if up is None:
+            return False
+        started = time.perf_counter()
+        rid = req.request_id
+        if rid is not None:
+            rid = rid.decode("latin-1")
+            if not _REQUEST_ID_OK.match(rid):
+                rid = None
+        if rid is None:
+            rid = self._new_request_id()
+        headers = self._forward(req, table, target, rid, None)
+        head = b"".join(
+            (method.encode(), b" ", target_s.encode("latin-1"), b" HTTP/1.1\r\n",
+             b"" if headers.preserve_host else instance.host_line, headers.block(), b"\r\n")
+        )  # fmt: skip
+        instance.outstanding += 1
+        self.retry_budget.deposit()
+        exchange = _Exchange(self, conn, req, route, target, headers, rid, started, instance, up)
+        conn.exchange = exchange
+        up.listener = exchange.on_upstream
+        self.exchanges.add(exchange)
+        up.transport.write(head)
+        return True
 
     @staticmethod
     def choose_target(route: Route, identity, remote: str | None) -> str:
@@ -371,14 +536,22 @@ class Gateway:
         instance.outstanding += 1
         try:
             if body is None and method in FAST_METHODS:
+                if type(headers) is Forward:
+                    block = headers.block()
+                    host_line = None if headers.preserve_host else instance.host_line
+                else:
+                    block, host_line = headers, None
                 resp = await self.fast.request(
                     url=instance.url, host=instance.host, method=method, target=target,
-                    headers=headers, connect_timeout=route.connect_timeout,
+                    headers=block, host_line=host_line, connect_timeout=route.connect_timeout,
                     read_timeout=route.timeout,
                 )  # fmt: skip
             else:
+                if type(headers) is Forward:
+                    headers = headers.copy()
                 resp = await self.session.request(
-                    method, URL(instance.url + target, encoded=True), headers=headers, data=body,
+                    method, URL(instance.url + target, encoded=True), headers=headers,
+                    data=None if body is None else body.chunks_iter(self.config.body_idle_timeout),
                     allow_redirects=False, timeout=self._timeout(route), compress=None,
                 )  # fmt: skip
         except TimeoutError:
@@ -388,41 +561,59 @@ class Gateway:
             raise _UpstreamFailed(
                 "upstream_timeout", f"{pool.name} did not answer within {route.timeout}s.", 504
             ) from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, BodyTimeout) as exc:
             instance.outstanding -= 1
+            if body is not None and body.timed_out:
+                raise _UpstreamFailed(
+                    "request_timeout", "The request body arrived too slowly.", 408
+                ) from None
             instance.breaker.record(False, time.monotonic())
             self.metrics.errors[(route.name, pool.name, "connect")] += 1
             raise _UpstreamFailed(
                 "upstream_unavailable",
                 f"{pool.name} at {instance.url} failed: {exc.__class__.__name__}.",
             ) from None
-        if resp.status >= 500:
-            instance.breaker.record(False, time.monotonic())
-            self.metrics.errors[(route.name, pool.name, "5xx")] += 1
-        elif instance.breaker.state != "closed" or instance.breaker.failures:
-            instance.breaker.record(True, time.monotonic())
+        self._judge(instance, pool.name, route, resp.status)
         return instance, resp
 
+    def _judge(self, instance: Instance, service: str, route: Route, status: int) -> None:
+        """Feed an answer's status to the instance's breaker and the error metrics."""
+        if status >= 500:
+            instance.breaker.record(False, time.monotonic())
+            self.metrics.errors[(route.name, service, "5xx")] += 1
+        elif instance.breaker.state != "closed" or instance.breaker.failures:
+            instance.breaker.record(True, time.monotonic())
+
+    async def proxy_handed_over(
+        self, conn: HttpConnection, req: Request, route: Route, target: str, headers: Forward,
+        rid: str, started: float, first,
+    ) -> None:  # fmt: skip
+        """Finish a request the fast path handed over, from the outcome it had reached."""
+        try:
+            await self._proxy(conn, req, route, target, req.target, headers, rid, started, first)
+        except _UpstreamFailed as exc:
+            self._refuse(conn, req, exc.status, exc.kind, exc.detail, rid, route, started)
+
     async def _proxy(
-        self,
-        request,
-        route: Route,
-        target: str,
-        upstream_target: str,
-        headers,
-        rid: str,
-        started: float,
-    ):
-        method = request.method
-        has_body = request.body_exists
-        if has_body and request.headers.get("Expect", "").lower() == "100-continue":
+        self, conn: HttpConnection, req: Request, route: Route, target: str,
+        upstream_target: str, headers: Forward, rid: str, started: float, first=None,
+    ) -> None:  # fmt: skip
+        """Send the request (retries, fallback) and relay the answer.
+
+        `first`: the fast path's outcome of the first attempt, ``(instance, response)`` or an
+        ``_UpstreamFailed``, when it handed the request over; None to start from scratch.
+        """
+        method = req.method
+        body = req.body
+        if body is not None and body.done and not body.chunks:
+            body = None  # an empty chunked body: nothing to stream
+        if body is not None and req.expect_continue:
             # The proxy answers Expect itself (and does not forward it): the client may now send
             # the body, which streams on to the upstream as it arrives.
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0
-        body = _GuardedBody(request.content, self.config.body_idle_timeout) if has_body else None
-        retryable = method in SAFE_METHODS and not has_body
-        self.retry_budget.deposit()
+            conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        retryable = body is None and method in SAFE_METHODS
+        if first is None:
+            self.retry_budget.deposit()  # else the fast path did
         fallback_from = None
         retries = 0
         while True:
@@ -432,14 +623,18 @@ class Gateway:
             )
             can_retry = retryable and retries < route.retries
             try:
-                instance, resp = await self._attempt(
-                    pool, method, upstream_target, headers, body, route
-                )
+                if first is not None:
+                    outcome, first = first, None
+                    if isinstance(outcome, _UpstreamFailed):
+                        raise outcome
+                    instance, resp = outcome
+                else:
+                    instance, resp = await self._attempt(
+                        pool, method, upstream_target, headers, body, route
+                    )
             except _UpstreamFailed as exc:
-                if body is not None and body.timed_out:
-                    raise _UpstreamFailed(
-                        "request_timeout", "The request body arrived too slowly.", 408
-                    ) from None
+                if exc.status == 408:
+                    raise
                 if can_retry and self.retry_budget.withdraw():
                     retries += 1
                     self.metrics.retries[route.name] += 1
@@ -465,69 +660,102 @@ class Gateway:
                 continue
             break
         try:
-            return await self._relay(
-                request, route, target, upstream_target, headers, resp, rid, started, fallback_from
-            )
+            await self._relay(
+                conn, req, route, target, upstream_target, headers, resp, rid, started,
+                fallback_from,
+            )  # fmt: skip
         finally:
             instance.outstanding -= 1
             resp.release()
 
     async def _relay(
-        self, request, route, target, upstream_target, headers, resp, rid, started, fallback_from
-    ):
+        self, conn: HttpConnection, req: Request, route: Route, target: str,
+        upstream_target: str, headers, resp, rid: str, started: float, fallback_from,
+    ) -> None:  # fmt: skip
         """Stream the upstream answer to the client, capturing it if a shadow compare needs it."""
-        out = _Relayed(status=resp.status, reason=resp.reason)
-        out_headers = out.headers
-        for name, value in client_response_headers(resp.raw_headers):
-            out_headers.add(name, value)
-        out_headers[UPSTREAM] = target
-        out_headers[REQUEST_ID] = rid
+        status = resp.status
+        lines = [_status_line(status, resp.reason)]
+        drop = _RESPONSE_DROP
+        raw = resp.raw_headers
+        for name, value in raw:
+            if name.lower() == b"connection":
+                drop = drop | {t.strip().lower() for t in value.split(b",")}
+        for name, value in raw:
+            if name.lower() not in drop:
+                lines.append(name + b": " + value + b"\r\n")
+        lines.append(_upstream_line(target))
+        lines.append(b"X-Request-ID: " + rid.encode() + b"\r\n")
         if fallback_from:
-            out_headers[FALLBACK] = fallback_from
-        capture = route.mode == "shadow" and request.method in SAFE_METHODS
+            lines.append(f"{FALLBACK}: {fallback_from}\r\n".encode("latin-1"))
+        capture = route.mode == "shadow" and req.method in SAFE_METHODS
         captured: list[bytes] | None = [] if capture else None
         length = resp.content_length
-        try:
-            if length is not None and length <= _SMALL_BODY:
-                # Read first, then answer in one send; a broken body becomes a clean 502/504.
-                body = await self._read_small(resp, route, target)
-                await out.prepare(request)
-                await out.write_eof(body)
-                if captured is not None:
-                    captured.append(body)
-            else:
-                await out.prepare(request)
-                size, limit = 0, self.config.shadow_body_limit
+        no_body = req.method == "HEAD" or status in (204, 304) or status < 200
+        chunked = not no_body and length is None
+        if chunked and req.version != "1.1":
+            req.keep_alive = False  # an HTTP/1.0 client reads the body to the close
+        if not req.keep_alive:
+            lines.append(b"Connection: close\r\n")
+        elif req.version == "1.0":
+            lines.append(b"Connection: keep-alive\r\n")
+        shadow = None
+        if no_body or (length is not None and length <= _SMALL_BODY):
+            # Read first, then answer in one send; a broken body becomes a clean 502/504.
+            body = b"" if no_body else await self._read_small(resp, route, target)
+            lines.append(b"\r\n")
+            lines.append(body)
+            if captured is not None:
+                captured.append(body)
+            try:
+                conn.write(b"".join(lines))
+            except ConnectionResetError:
+                self.metrics.errors[(route.name, target, "client_gone")] += 1
+                return self._finish(req, status, rid, route, target, started, fallback_from,
+                                    "client_gone")  # fmt: skip
+        else:
+            if chunked and req.version == "1.1":
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+            lines.append(b"\r\n")
+            framed = chunked and req.version == "1.1"
+            size, limit = 0, self.config.shadow_body_limit
+            try:
+                conn.write(b"".join(lines))
                 async for chunk in resp.content.iter_any():
-                    await out.write(chunk)
+                    if framed:
+                        conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                    else:
+                        conn.write(chunk)
+                    await conn.drain()
                     if captured is not None:
                         size += len(chunk)
                         captured = None if size > limit else [*captured, chunk]
-                await out.write_eof()
-        except ConnectionResetError:
-            # The client went away mid-answer: nothing left to tell it; count it and move on.
-            self.metrics.errors[(route.name, target, "client_gone")] += 1
-            return self._finish(
-                request, out, rid, route, target, started, fallback_from, "client_gone"
-            )
-        shadow = None
+                if framed:
+                    conn.write(b"0\r\n\r\n")
+            except ConnectionResetError:
+                # The client went away mid-answer: nothing left to tell it; count it and move on.
+                self.metrics.errors[(route.name, target, "client_gone")] += 1
+                return self._finish(req, status, rid, route, target, started, fallback_from,
+                                    "client_gone")  # fmt: skip
+            except (TimeoutError, aiohttp.ClientError, OSError):
+                # The head has left: the only way to say the body broke is to close the connection.
+                self.metrics.errors[(route.name, target, "broken_body")] += 1
+                req.keep_alive = False
+                conn.transport.close()
+                return self._finish(req, status, rid, route, target, started, fallback_from)
         if capture:
             if captured is None:
                 shadow = "too_large"
             else:
                 primary = (
-                    resp.status,
+                    status,
                     {k.lower(): v for k, v in resp.headers.items()},
                     b"".join(captured),
                 )
                 shadow = self.shadow.submit(
-                    route=route,
-                    method=request.method,
-                    target=upstream_target,
-                    headers=headers,
+                    route=route, method=req.method, target=upstream_target, headers=headers,
                     primary=primary,
-                )
-        return self._finish(request, out, rid, route, target, started, fallback_from, shadow)
+                )  # fmt: skip
+        self._finish(req, status, rid, route, target, started, fallback_from, shadow)
 
     async def _read_small(self, resp, route: Route, target: str) -> bytes:
         try:
@@ -559,58 +787,194 @@ class Gateway:
             instance.outstanding -= 1
             resp.release()
 
-    def _finish(self, request, resp, rid, route, upstream, started, fallback=None, shadow=None):
+    def _finish(
+        self, req: Request, status: int, rid: str, route: Route | None, upstream: str,
+        started: float, fallback=None, shadow=None,
+    ) -> None:  # fmt: skip
         elapsed = time.perf_counter() - started
         route_name = route.name if route is not None else "-"
-        self.metrics.observe(route_name, upstream, resp.status, elapsed)
+        self.metrics.observe(route_name, upstream, status, elapsed)
         if self._access:
-            line = {
-                "ts": round(time.time(), 3), "request_id": rid, "method": request.method,
-                "path": request.path, "route": route_name, "mode": route.mode if route else "-",
-                "upstream": upstream, "status": resp.status, "ms": round(elapsed * 1000, 3),
-                "client": request.remote,
-            }  # fmt: skip
+            # Every field but the path is from a validated alphabet (request ids, route and
+            # service names, methods, addresses): only the path needs JSON escaping.
+            line = (
+                f'{{"ts": {time.time():.3f}, "request_id": "{rid}", "method": "{req.method}", '
+                f'"path": {json.dumps(req.path)}, "route": "{route_name}", '
+                f'"mode": "{route.mode if route else "-"}", "upstream": "{upstream}", '
+                f'"status": {status}, "ms": {elapsed * 1000:.3f}, "client": "{req.remote}"'
+            )
             if fallback:
-                line["fallback"] = fallback
+                line += f', "fallback": {json.dumps(fallback)}'
             if shadow:
-                line["shadow"] = shadow
-            sys.stdout.write(json.dumps(line) + "\n")
-        return resp
+                line += f', "shadow": "{shadow}"'
+            sys.stdout.write(line + "}\n")
 
 
 _SMALL_BODY = 64 * 1024
+_RESPONSE_DROP = frozenset(
+    name.lower().encode() for name in (*HOP_BY_HOP, UPSTREAM, REQUEST_ID, FALLBACK)
+)
+_STATUS_LINES: dict[tuple[int, str], bytes] = {}
+_UPSTREAM_LINES: dict[str, bytes] = {}
 
 
-class _Relayed(web.StreamResponse):
-    """A streamed response whose headers leave with the first body bytes (one send, not two)."""
+def _status_line(status: int, reason: str | None) -> bytes:
+    key = (status, reason or "")
+    line = _STATUS_LINES.get(key)
+    if line is None:
+        line = f"HTTP/1.1 {status} {reason or ''}\r\n".encode("latin-1")
+        if len(_STATUS_LINES) < 1000:
+            _STATUS_LINES[key] = line
+    return line
 
-    _send_headers_immediately = False
+
+def _upstream_line(target: str) -> bytes:
+    line = _UPSTREAM_LINES.get(target)
+    if line is None:
+        line = _UPSTREAM_LINES[target] = f"{UPSTREAM}: {target}\r\n".encode("latin-1")
+    return line
 
 
-class _BodyTimeout(Exception):
-    pass
+class Forward:
+    """The headers a request carries upstream: the client's kept lines plus the proxy's own.
 
-
-class _GuardedBody:
-    """The client's body as an async iterable that fails when a chunk takes over `idle` seconds.
-
-    Guards against slowloris-style bodies: without it a client trickling bytes would hold an
-    upstream connection for ever.
+    The hot path sends `block()` as is; slower paths (bodies through aiohttp, shadow mirrors)
+    take a mutable `copy()`.
     """
 
-    def __init__(self, content, idle: float):
-        self.content, self.idle, self.timed_out = content, idle, False
+    __slots__ = ("_block", "lines", "preserve_host", "tail")
 
-    def __aiter__(self):
-        return self._chunks()
+    def __init__(self, lines: list[bytes], tail: list[bytes], preserve_host: bool):
+        self.lines, self.tail, self.preserve_host = lines, tail, preserve_host
+        self._block: bytes | None = None
 
-    async def _chunks(self):
-        while True:
-            try:
-                chunk = await asyncio.wait_for(self.content.readany(), self.idle)
-            except TimeoutError:
-                self.timed_out = True
-                raise _BodyTimeout(f"no body bytes for {self.idle}s") from None
-            if not chunk:
-                return
-            yield chunk
+    def block(self) -> bytes:
+        if self._block is None:
+            self._block = b"".join(self.lines) + b"".join(self.tail)
+        return self._block
+
+    def copy(self) -> CIMultiDict:
+        out = CIMultiDict()
+        for line in (*self.lines, *self.tail):
+            name, _, value = line.decode("latin-1").partition(":")
+            out.add(name, value.strip())
+        return out
+
+    def items(self):
+        return self.copy().items()
+
+
+class _Exchange:
+    """One request on the fast path, driven by the upstream connection's parser callbacks."""
+
+    __slots__ = (
+        "checked", "conn", "gateway", "headers", "instance", "req", "rid", "route", "started",
+        "target", "up",
+    )  # fmt: skip
+
+    def __init__(
+        self, gateway: Gateway, conn: HttpConnection, req: Request, route: Route, target: str,
+        headers: Forward, rid: str, started: float, instance: Instance, up,
+    ):  # fmt: skip
+        self.gateway, self.conn, self.req, self.route = gateway, conn, req, route
+        self.target, self.headers, self.rid, self.started = target, headers, rid, started
+        self.instance, self.up = instance, up
+        self.checked = False
+
+    def on_upstream(self) -> None:
+        """React to a parser event of the upstream connection."""
+        up = self.up
+        if up.error is not None:
+            if up.headers_done:
+                return self._hand_over(self._response())
+            if not up.got_bytes:
+                # The idle connection died under us before answering: start afresh.
+                self.instance.outstanding -= 1
+                return self._hand_over(None)
+            return self._hand_over(self._failed("connect", up.error))
+        if not up.headers_done:
+            return None
+        if not self.checked:
+            self.checked = True
+            status, length = up.status, up.length
+            if (
+                status >= 500
+                or status < 200
+                or up.odd_connection
+                or (length is None and status not in (204, 304))
+                or (length is not None and length > _SMALL_BODY)
+            ):
+                return self._hand_over(self._response())
+        if up.done:
+            self._complete()
+        return None
+
+    def _response(self):
+        self.gateway._judge(self.instance, self.target, self.route, self.up.status)
+        return self.instance, FastResponse(
+            self.gateway.fast, self.instance.url, self.up, self.route.timeout
+        )
+
+    def _failed(self, kind: str, exc: BaseException) -> _UpstreamFailed:
+        gateway, instance, route, target = self.gateway, self.instance, self.route, self.target
+        instance.outstanding -= 1
+        instance.breaker.record(False, time.monotonic())
+        gateway.metrics.errors[(route.name, target, kind)] += 1
+        self.up.closed = True
+        self.up.transport.close()
+        if kind == "timeout":
+            detail = f"{target} did not answer within {route.timeout}s."
+            return _UpstreamFailed("upstream_timeout", detail, 504)
+        detail = f"{target} at {instance.url} failed: {exc.__class__.__name__}."
+        return _UpstreamFailed("upstream_unavailable", detail)
+
+    def _hand_over(self, first) -> None:
+        self.up.listener = None
+        self.gateway.exchanges.discard(self)
+        self.conn.exchange = None
+        self.conn.run_handed_over(
+            self.req,
+            self.gateway.proxy_handed_over(
+                self.conn, self.req, self.route, self.target, self.headers, self.rid,
+                self.started, first,
+            ),
+        )  # fmt: skip
+
+    def expire(self) -> None:
+        """The route's timeout passed: time out before the answer's head, else hand over."""
+        if self.up.headers_done:
+            self._hand_over(self._response())
+        else:
+            self.up.listener = None
+            self._hand_over(self._failed("timeout", TimeoutError()))
+
+    def _complete(self) -> None:
+        gateway, up, req, conn = self.gateway, self.up, self.req, self.conn
+        chunks = up.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        status = up.status
+        instance = self.instance
+        if instance.breaker.failures:
+            instance.breaker.record(True, time.monotonic())
+        parts = [
+            _status_line(status, up.reason.decode("latin-1")), *up.lines,
+            _upstream_line(self.target), b"X-Request-ID: ", self.rid.encode(), b"\r\n",
+        ]  # fmt: skip
+        if not req.keep_alive:
+            parts.append(b"Connection: close\r\n")
+        elif req.version == "1.0":
+            parts.append(b"Connection: keep-alive\r\n")
+        parts.append(b"\r\n")
+        parts.append(body)
+        gateway.exchanges.discard(self)
+        instance.outstanding -= 1
+        gateway.fast.give_back(instance.url, up)
+        conn.exchange = None
+        if conn.closed:
+            gateway.metrics.errors[(self.route.name, self.target, "client_gone")] += 1
+            gateway._finish(req, status, self.rid, self.route, self.target, self.started,
+                            None, "client_gone")  # fmt: skip
+            return
+        conn.transport.write(b"".join(parts))
+        gateway._finish(req, status, self.rid, self.route, self.target, self.started)
+        conn.exchange_done(req)

@@ -62,6 +62,10 @@ class Instance:
     healthy: bool = True
     outstanding: int = 0
     static: bool = True
+    host_line: bytes = b""  # b"Host: <host>\r\n", ready for the hot path
+
+    def __post_init__(self) -> None:
+        self.host_line = b"Host: " + self.host.encode("latin-1") + b"\r\n"
 
     @classmethod
     def from_url(cls, url: str, *, static: bool = True) -> Instance:

@@ -1,0 +1,532 @@
+"""The client-facing HTTP/1.1 server: an asyncio Protocol on httptools, one per connection.
+
+It replaces aiohttp's server side on the request path, because that side cost more CPU per
+request than everything else the proxy does (docs/proxy.md, "Performance"). It parses requests,
+queues them in order (keep-alive and pipelining: answers leave in request order), streams request
+bodies with back-pressure, and hands each request to ``Gateway.serve`` in one task per burst of
+requests on a connection.
+
+* Request head: request line and each header at most 16 KiB (414 / 431), the whole head at most
+  64 KiB (431); a head that does not arrive within ``head_timeout`` seconds gets 408; invalid HTTP
+  gets 400; each closes the connection once the answers before it have left.
+* Body: ``BodyStream`` holds at most 256 KiB before reading pauses; a reader waiting longer than
+  the idle timeout for the next chunk gets ``BodyTimeout`` (slowloris). After an answer that left
+  part of the body unread, the rest is read and dropped for at most ``linger`` seconds, then the
+  connection closes.
+* Idle keep-alive connections close after ``keepalive_timeout`` seconds.
+* Request headers are classified once, while parsed: hop-by-hop and proxy-owned headers are set
+  aside, every other header is kept as its ready-to-send line, so forwarding a request joins bytes
+  instead of copying a dict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+log = logging.getLogger("strangler_proxy")
+MAX_LINE = 16 * 1024
+MAX_HEAD = 64 * 1024
+_BODY_HIGH = 256 * 1024
+_BODY_LOW = 64 * 1024
+_MAX_QUEUED = 32
+
+# How each special request header is treated while parsing; any other header is forwarded as is.
+_HOP = (
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+    b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection",
+)  # fmt: skip
+_SPECIAL = dict.fromkeys(_HOP, "hop") | {
+    b"connection": "connection",
+    b"transfer-encoding": "transfer-encoding",
+    b"host": "host",
+    b"x-forwarded-host": "drop",
+    b"x-forwarded-proto": "drop",
+    b"expect": "expect",
+    b"x-forwarded-for": "xff",
+    b"x-request-id": "rid",
+    b"authorization": "authorization",
+    b"content-length": "content-length",
+}
+_IDENTITY_PREFIX = b"x-strangler-identity"
+_REASONS = {
+    400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    414: "URI Too Long", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+}  # fmt: skip
+
+
+class BodyTimeout(Exception):
+    """The client sent no body bytes within the idle timeout."""
+
+
+class _HeadRefused(Exception):
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+class BodyStream:
+    """A request body arriving from the client, read chunk by chunk with back-pressure."""
+
+    __slots__ = ("_conn", "buffered", "chunks", "done", "error", "paused", "timed_out", "waiter")
+
+    def __init__(self, conn: HttpConnection):
+        self._conn = conn
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.done = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future | None = None
+        self.paused = False
+        self.timed_out = False
+
+    def feed(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.buffered += len(chunk)
+        if self.buffered > _BODY_HIGH and not self.paused:
+            self.paused = True
+            self._conn.pause(1)
+        self._wake()
+
+    def finish(self) -> None:
+        self.done = True
+        self._wake()
+
+    def fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def read_chunk(self, idle: float) -> bytes:
+        """Return the next chunk, b"" at the end; raise BodyTimeout after `idle` s of silence."""
+        while True:
+            if self.chunks:
+                chunk = self.chunks.popleft()
+                self.buffered -= len(chunk)
+                if self.paused and self.buffered < _BODY_LOW:
+                    self.paused = False
+                    self._conn.resume(1)
+                return chunk
+            if self.done:
+                return b""
+            if self.error is not None:
+                raise self.error
+            self.waiter = waiter = self._conn.loop.create_future()
+            try:
+                await asyncio.wait_for(waiter, idle)
+            except TimeoutError:
+                self.timed_out = True
+                raise BodyTimeout(f"no body bytes for {idle}s") from None
+            finally:
+                self.waiter = None
+
+    def discard(self) -> None:
+        """Drop what arrived and whatever still arrives (the answer has left without it)."""
+        self.chunks.clear()
+        self.buffered = 0
+        if self.paused:
+            self.paused = False
+            self._conn.resume(1)
+
+    async def chunks_iter(self, idle: float):
+        while True:
+            chunk = await self.read_chunk(idle)
+            if not chunk:
+                return
+            yield chunk
+
+
+class Request:
+    """One parsed client request: its head as bytes, classified, and its body stream."""
+
+    __slots__ = (
+        "_headers", "authorization", "body", "connection_tokens", "expect_continue", "forward",
+        "host", "keep_alive", "method", "raw_headers", "remote", "request_id", "target",
+        "version", "xff",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.forward: list[bytes] = []  # b"Name: value\r\n" of each header that goes upstream
+        self.host: bytes | None = None
+        self.authorization: bytes | None = None
+        self.xff: bytes | None = None
+        self.request_id: bytes | None = None
+        self.expect_continue = False
+        self.connection_tokens: list[bytes] | None = None
+        self.body: BodyStream | None = None
+        self._headers: CIMultiDictProxy | None = None
+        self.method = "GET"
+        self.target = ""
+        self.version = "1.1"
+        self.keep_alive = True
+        self.remote = ""
+
+    # -- the parts of aiohttp's request the admin API, auth and aggregation read
+    @property
+    def headers(self) -> CIMultiDictProxy:
+        if self._headers is None:
+            self._headers = CIMultiDictProxy(
+                CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers)
+            )
+        return self._headers
+
+    @property
+    def path(self) -> str:
+        return self.target.partition("?")[0]
+
+    @property
+    def query(self) -> MultiDictProxy:
+        from urllib.parse import parse_qsl
+
+        return MultiDictProxy(MultiDict(parse_qsl(self.target.partition("?")[2])))
+
+    @property
+    def scheme(self) -> str:
+        return "http"
+
+    async def read(self, limit: int = 10 * 1024 * 1024, idle: float = 10.0) -> bytes:
+        """Return the whole body (admin writes: small JSON)."""
+        if self.body is None:
+            return b""
+        parts, size = [], 0
+        async for chunk in self.body.chunks_iter(idle):
+            size += len(chunk)
+            if size > limit:
+                raise ValueError(f"body over {limit} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def forward_lines(self) -> list[bytes]:
+        """Return the header lines to forward, dropping headers the Connection header names."""
+        tokens = self.connection_tokens
+        if not tokens:
+            return self.forward
+        extra = {t for t in tokens if t not in (b"keep-alive", b"close")}
+        if not extra:
+            return self.forward
+        return [line for line in self.forward if line.split(b":", 1)[0].lower() not in extra]
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection: parse, queue in order, serve through the gateway."""
+
+    def __init__(self, gateway: Gateway, loop: asyncio.AbstractEventLoop):
+        self.gateway = gateway
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[Request] = deque()
+        self.current: Request | None = None  # being parsed
+        self.runner: asyncio.Task | None = None
+        self.exchange = None  # a request on the gateway's fast path (no task), if any
+        self.remote = ""
+        self.closed = False
+        self.refused: _HeadRefused | None = None
+        self.in_head = False
+        self.head_bytes = 0
+        self.head_started = 0.0
+        self.idle_since = loop.time()
+        self._url = b""
+        self._paused = 0
+        self._drain: asyncio.Future | None = None
+        self._write_paused = False
+
+    # ------------------------------------------------------------------ asyncio.Protocol
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.remote = peer[0] if peer else ""
+        self.gateway.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.refused is not None:
+            return
+        if self.in_head:
+            self.head_bytes += len(data)
+            if self.head_bytes > MAX_HEAD:
+                too_large = _HeadRefused(431, "header_too_large", "The request head is too large.")
+                self._refuse(too_large)
+                return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _HeadRefused):
+                self._refuse(cause)
+            else:
+                raise
+        except httptools.HttpParserUpgrade:
+            # The request parsed; what follows is another protocol we do not speak: close after.
+            if self.queue:
+                self.queue[-1].keep_alive = False
+        except httptools.HttpParserError as exc:
+            self._refuse(_HeadRefused(400, "bad_request", f"Invalid HTTP request: {exc}."))
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self.gateway.connections.discard(self)
+        gone = ConnectionResetError("the client closed the connection")
+        for req in self.queue:
+            if req.body is not None and not req.body.done:
+                req.body.fail(gone)
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_exception(gone)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    # ------------------------------------------------------------------ httptools callbacks
+    def on_message_begin(self) -> None:
+        self.current = Request()
+        self._url = b""
+        self.in_head = True
+        self.head_bytes = 0
+        self.head_started = self.loop.time()
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > MAX_LINE:
+            raise _HeadRefused(414, "uri_too_long", f"The request target is over {MAX_LINE} bytes.")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        req = self.current
+        if len(name) + len(value) > MAX_LINE:
+            raise _HeadRefused(
+                431, "header_too_large", f"A request header is over {MAX_LINE} bytes."
+            )
+        req.raw_headers.append((name, value))
+        lower = name.lower()
+        kind = _SPECIAL.get(lower)
+        if kind is None:
+            if not lower.startswith(_IDENTITY_PREFIX):  # only the proxy signs identity
+                req.forward.append(name + b": " + value + b"\r\n")
+            return
+        if kind == "host":
+            req.host = value
+        elif kind == "authorization":
+            req.authorization = value
+            req.forward.append(name + b": " + value + b"\r\n")
+        elif kind == "content-length":
+            req.forward.append(name + b": " + value + b"\r\n")
+            if value.strip() not in (b"0", b""):
+                req.body = req.body or BodyStream(self)
+        elif kind == "transfer-encoding":
+            req.body = req.body or BodyStream(self)
+        elif kind == "xff":
+            req.xff = value
+        elif kind == "rid":
+            req.request_id = value
+        elif kind == "expect":
+            req.expect_continue = value.strip().lower() == b"100-continue"
+        elif kind == "connection":
+            tokens = [t.strip().lower() for t in value.split(b",")]
+            req.connection_tokens = (req.connection_tokens or []) + tokens
+
+    def on_headers_complete(self) -> None:
+        req = self.current
+        parser = self.parser
+        req.method = parser.get_method().decode("ascii", "replace")
+        req.version = parser.get_http_version()
+        req.keep_alive = parser.should_keep_alive()
+        req.target = self._url.decode("latin-1")
+        req.remote = self.remote
+        self.in_head = False
+        if (
+            req.body is None
+            and self.runner is None
+            and self.exchange is None
+            and not self.queue
+            and self.gateway.fast_serve(self, req)
+        ):
+            return
+        self.queue.append(req)
+        if len(self.queue) > _MAX_QUEUED:
+            self.pause(2)
+        if self.runner is None and self.exchange is None:
+            self.runner = self.loop.create_task(self._run())
+
+    def on_body(self, body: bytes) -> None:
+        stream = self.current.body
+        if stream is not None:
+            stream.feed(body)
+
+    def on_message_complete(self) -> None:
+        req = self.current
+        if req is not None and req.body is not None:
+            req.body.finish()
+        self.current = None
+
+    # ------------------------------------------------------------------ flow control
+    def pause(self, reason: int) -> None:
+        if not self._paused and not self.closed:
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def resume(self, reason: int) -> None:
+        if self._paused & reason:
+            self._paused &= ~reason
+            if not self._paused and not self.closed:
+                self.transport.resume_reading()
+
+    async def drain(self) -> None:
+        """Wait until the client has taken what was written (raise if it went away)."""
+        if self.closed:
+            raise ConnectionResetError("the client closed the connection")
+        if not self._write_paused:
+            return
+        self._drain = self.loop.create_future()
+        try:
+            await self._drain
+        finally:
+            self._drain = None
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionResetError("the client closed the connection")
+        self.transport.write(data)
+
+    # ------------------------------------------------------------------ serving
+    def _refuse(self, refused: _HeadRefused) -> None:
+        self.refused = refused
+        self.in_head = False
+        self.pause(4)
+        if self.runner is None:
+            self._send_refusal()
+
+    def _send_refusal(self) -> None:
+        refused = self.refused
+        if self.closed or refused is None:
+            return
+        head = error_head(refused.status, refused.code, refused.detail, "", close=True)
+        self.transport.write(head)
+        self.transport.close()
+
+    def run_handed_over(self, req: Request, serving) -> None:
+        """Finish `req` (not queued: the fast path had it) with the `serving` coroutine."""
+        self.runner = self.loop.create_task(self._run((req, serving)))
+
+    def exchange_done(self, req: Request) -> None:
+        """The fast path answered `req`: close, or go on with the requests queued behind it."""
+        if self.closed:
+            return
+        if not req.keep_alive:
+            self.transport.close()
+            return
+        self.idle_since = self.loop.time()
+        if self.queue:
+            self.runner = self.loop.create_task(self._run())
+        elif self.refused is not None:
+            self._send_refusal()
+
+    async def _run(self, pending=None) -> None:
+        gateway = self.gateway
+        queue = self.queue
+        try:
+            if pending is not None and not await self._serve_one(*pending, queued=False):
+                return
+            while queue and not self.closed:
+                req = queue[0]
+                if not await self._serve_one(req, gateway.serve(self, req), queued=True):
+                    return
+            self.idle_since = self.loop.time()
+            if self.refused is not None:
+                self._send_refusal()
+        finally:
+            self.runner = None
+
+    async def _serve_one(self, req: Request, serving, *, queued: bool) -> bool:
+        """Await one request's serving; return whether the connection goes on."""
+        try:
+            await serving
+        except ConnectionResetError:
+            pass
+        except Exception:  # a bug must cost this connection, never the server
+            log.exception("serving %s %s failed", req.method, req.target[:200])
+            if not self.closed:
+                self.transport.close()
+            return False
+        if queued:
+            self.queue.popleft()
+            if self._paused & 2 and len(self.queue) <= _MAX_QUEUED:
+                self.resume(2)
+        if self.closed:
+            return False
+        if not req.keep_alive:
+            self.transport.close()
+            return False
+        body = req.body
+        return body is None or body.done or await self._linger(body)
+
+    async def _linger(self, body: BodyStream) -> bool:
+        """Read and drop the rest of an unread body for a while; return whether to keep going."""
+        deadline = self.loop.time() + self.gateway.config.linger
+        try:
+            while True:
+                body.discard()
+                remaining = deadline - self.loop.time()
+                if remaining <= 0:
+                    raise BodyTimeout("linger over")
+                if not await body.read_chunk(remaining):
+                    return True
+        except (BodyTimeout, ConnectionResetError):
+            if not self.closed:
+                self.transport.close()
+            return False
+
+    def sweep(self, now: float, *, keepalive: float, head_timeout: float) -> None:
+        """Close this connection if it idled or has been sending a request head for too long."""
+        if self.closed or self.runner is not None or self.exchange is not None:
+            return
+        if self.in_head and now - self.head_started > head_timeout:
+            self._refuse(
+                _HeadRefused(408, "request_timeout", "The request head arrived too slowly.")
+            )
+        elif not self.in_head and not self.queue and now - self.idle_since > keepalive:
+            self.transport.close()
+
+
+def error_body(code: str, detail: str) -> bytes:
+    import json
+
+    return json.dumps({"error": code, "detail": detail, "fields": {}}).encode()
+
+
+def error_head(
+    status: int, code: str, detail: str, request_id: str, *, close: bool = False,
+    extra: list[tuple[str, str]] | None = None,
+) -> bytes:  # fmt: skip
+    """Return a whole proxy-made JSON error answer as bytes."""
+    body = error_body(code, detail)
+    lines = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n",
+        "Content-Type: application/json; charset=utf-8\r\n",
+        f"Content-Length: {len(body)}\r\n",
+        "X-Strangler-Upstream: proxy\r\n",
+    ]
+    if request_id:
+        lines.append(f"X-Request-ID: {request_id}\r\n")
+    for name, value in extra or ():
+        lines.append(f"{name}: {value}\r\n")
+    if close:
+        lines.append("Connection: close\r\n")
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1") + body
