@@ -229,15 +229,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec(
         name="monolith-consumer",
         # The monolith's copy of payments taken by the service (step 1); idle before that.
-        argv=(
-            "python",
-            "manage.py",
-            "outbox_consume",
-            "--service",
-            "monolith",
-            "--handlers",
-            "monolith.payments.consumers",
-        ),
+        argv=("python", "manage.py", "outbox_consume", "--service", "monolith"),
         steps=_ALL,
         ready_log=r"outbox consumer 'monolith' bound to",
         env=_DJANGO,
