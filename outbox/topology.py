@@ -149,7 +149,8 @@ def notify_queue(channel: str) -> Queue:
     return Queue(
         f"{setting('OUTBOX_NOTIFY_EXCHANGE')}.{channel}",
         exchange=notify_exchange(),
-        binding_arguments={"x-match": "all", "x-channel": channel},
+        # RabbitMQ ignores x- headers when matching unless told "all-with-x" (3.10+).
+        binding_arguments={"x-match": "all-with-x", "x-channel": channel},
         durable=True,
         max_priority=NOTIFY_MAX_PRIORITY,
     )

@@ -1,0 +1,95 @@
+"""Read the event log: the RabbitMQ stream bound to `strangler.events` with `#`.
+
+Our answer to Kafka's log: every published event stays in the stream for
+OUTBOX_STREAM_MAX_AGE, and a reader picks where to start with `x-stream-offset`: "first",
+"last", "next", an absolute offset (int) or a point in time (datetime). A new consumer can
+rebuild its state from the beginning through the same inbox (`replay_into`), so events it had
+already applied change nothing.
+
+Supports: RabbitMQ 3.9+ only (streams need manual acks and a basic_qos prefetch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from .broker import broker_connection
+from .conf import setting
+from .envelope import Envelope
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    offset: int
+    envelope: Envelope
+
+
+def stream_read(
+    *,
+    offset: str | int | datetime = "first",
+    limit: int | None = None,
+    idle_timeout_s: float = 1.0,
+    prefetch: int = 500,
+    broker_url: str | None = None,
+) -> Iterator[StreamRecord]:
+    """Yield events from the stream starting at `offset`, until `limit` or `idle_timeout_s`."""
+    connection = broker_connection(broker_url)
+    connection.connect()
+    try:
+        channel = connection.connection.channel()
+        # A stream consumer must set a prefetch and ack; the offset says where to start.
+        channel.basic_qos(0, prefetch, False)
+        received: list[StreamRecord] = []
+
+        def on_message(message) -> None:
+            headers = message.headers or {}
+            received.append(
+                StreamRecord(
+                    int(headers.get("x-stream-offset", -1)), Envelope.from_json(message.body)
+                )
+            )
+            channel.basic_ack(message.delivery_tag)
+
+        channel.basic_consume(
+            setting("OUTBOX_STREAM_QUEUE"),
+            callback=on_message,
+            arguments={"x-stream-offset": offset},
+        )
+        count = 0
+        while limit is None or count < limit:
+            if not received:
+                try:
+                    connection.connection.drain_events(timeout=idle_timeout_s)
+                except TimeoutError:
+                    return
+                continue
+            record = received.pop(0)
+            count += 1
+            yield record
+    finally:
+        with contextlib.suppress(Exception):
+            connection.release()
+
+
+def replay_into(
+    *,
+    consumer: str,
+    offset: str | int | datetime = "first",
+    subscriptions_for: Callable[[str], list],
+    limit: int | None = None,
+) -> dict[str, int]:
+    """Apply the stream's events for `consumer` through its inbox; return outcome counts."""
+    from .inbox import event_apply
+
+    counts: dict[str, int] = {}
+    for record in stream_read(offset=offset, limit=limit):
+        outcome = event_apply(
+            consumer=consumer,
+            envelope=record.envelope,
+            subscriptions=subscriptions_for(record.envelope.type),
+        )
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
