@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -120,7 +121,7 @@ async def _dispatch(
             text=page, content_type="text/html", headers={"X-Strangler-Upstream": "proxy"}
         )
     if head == "healthz" and method == "GET":
-        return _json({"status": "ok", "table_version": gateway.table.version})
+        return _json({"status": "ok", "table_version": gateway.table.version, "pid": os.getpid()})
     if head == "metrics" and method == "GET":
         breakers = {
             i.url: i.breaker.state for pool in gateway.pools.values() for i in pool.instances

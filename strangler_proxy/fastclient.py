@@ -123,7 +123,8 @@ class _Connection(asyncio.Protocol):
         if self.buffered > _HIGH_WATER and not self.paused:
             self.paused = True
             self.transport.pause_reading()
-        self._wake()
+        if self.listener is None:  # a listener only cares about the head and the end
+            self._wake()
 
     def on_message_complete(self) -> None:
         self.done = True
@@ -229,7 +230,14 @@ class FastResponse:
             return
         self._released = True
         conn = self._conn
-        if conn.done and conn.keep_alive and not conn.closed and not conn.chunks:
+        if conn.done and conn.keep_alive and not conn.closed:
+            # The whole answer has arrived (read or not, as for a 5xx that is retried): the
+            # connection is at a message boundary and can carry the next request.
+            conn.chunks.clear()
+            conn.buffered = 0
+            if conn.paused:
+                conn.paused = False
+                conn.transport.resume_reading()
             conn.idle = True
             self._pool._idle.setdefault(self._key, []).append(conn)
         else:
@@ -319,6 +327,9 @@ class FastPool:
         if conn.done and conn.keep_alive and not conn.closed:
             conn.chunks.clear()
             conn.buffered = 0
+            if conn.paused:
+                conn.paused = False
+                conn.transport.resume_reading()
             conn.idle = True
             self._idle.setdefault(url, []).append(conn)
         else:
