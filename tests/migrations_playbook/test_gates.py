@@ -31,15 +31,16 @@ class FakeProxy:
 class ScriptedContext(GateContext):
     """A context whose half commands print scripted outputs, one per call."""
 
-    def __init__(self, outputs: list[dict], proxy=None):
+    def __init__(self, outputs: list[dict] | dict[str, dict], proxy=None):
         super().__init__(step=STEP, proxy=proxy or FakeProxy(), environ={}, var_dir="/tmp",
                          say=lambda line: None)  # fmt: skip
-        self.outputs = list(outputs)
+        self.outputs = outputs if isinstance(outputs, dict) else list(outputs)
         self.calls: list[tuple[str, list[str]]] = []
 
     def run_half(self, service, argv, **kwargs):
         self.calls.append((service, argv))
-        output = self.outputs.pop(0)
+        # Halves may be asked side by side: a dict answers per half, a list in call order.
+        output = self.outputs[service] if isinstance(self.outputs, dict) else self.outputs.pop(0)
         return subprocess.CompletedProcess(argv, 0, stdout=json.dumps(output), stderr="")
 
 
@@ -106,11 +107,11 @@ def test_reconcile_fails_on_a_difference_that_persists_and_names_the_row():
 
 def test_outbox_lag_over_its_bound_names_each_backlog():
     ctx = ScriptedContext(
-        [
-            {"pending": 150, "oldest_pending_age_s": 40.0,
-             "queues": {"payments": 60, "monolith": 0, "notifications": 1, "analytics": None}},
-            {"pending": 2, "oldest_pending_age_s": 0.5, "queues": {}},
-        ]
+        {
+            "monolith": {"pending": 150, "oldest_pending_age_s": 40.0, "queues": {
+                "payments": 60, "monolith": 0, "notifications": 1, "analytics": None}},
+            "payments": {"pending": 2, "oldest_pending_age_s": 0.5, "queues": {}},
+        }
     )  # fmt: skip
     result = gate_evaluate(_gate("outbox_lag"), ctx)
     assert not result.ok
