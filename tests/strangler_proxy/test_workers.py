@@ -1,0 +1,140 @@
+"""Worker processes share one route table: a change made through any worker reaches them all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import aiohttp
+
+from strangler_proxy.config import ProxyConfig
+from strangler_proxy.discovery import MemoryRegistry
+from strangler_proxy.gateway import Gateway
+from strangler_proxy.ratelimit import MemoryBuckets
+from strangler_proxy.routes import table_from_dict
+
+from .conftest import aio, upstream
+
+SERVE = "import sys; from strangler_proxy.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+async def patch(base: str, route: str, change: dict) -> int:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.patch(f"{base}/_strangler/routes/{route}", json=change) as resp,
+    ):
+        return resp.status
+
+
+async def served_by(base: str, path: str) -> str:
+    async with aiohttp.ClientSession() as client, client.get(base + path) as resp:
+        return resp.headers["X-Strangler-Upstream"]
+
+
+@aio
+async def test_a_route_switched_on_one_worker_is_switched_on_the_others(tmp_path):
+    async with upstream(name="mono") as mono, upstream(name="cand") as cand:
+        table = table_from_dict(
+            {
+                "services": {"orders": {"url": cand.url, "health_path": None}},
+                "routes": [
+                    {"name": "orders", "prefix": "/api/orders/", "service": "orders"},
+                    {"name": "rest", "prefix": "/"},
+                ],
+            },
+            monolith_url=mono.url,
+        )
+        config = ProxyConfig(
+            monolith_url=mono.url, access_log=False, shared_state=str(tmp_path / "routes.json")
+        )
+        workers, bases = [], []
+        for _ in range(3):
+            gw = Gateway(config=config, table=table, registry=MemoryRegistry(),
+                         limiter=MemoryBuckets())  # fmt: skip
+            bases.append(f"http://127.0.0.1:{await gw.start(host='127.0.0.1', port=0)}")
+            workers.append(gw)
+        try:
+            assert {await served_by(b, "/api/orders/") for b in bases} == {"monolith"}
+            assert await patch(bases[1], "orders", {"mode": "extracted"}) == 200
+            await asyncio.sleep(0.3)
+            assert [gw.table.version for gw in workers] == [2, 2, 2]
+            assert {await served_by(b, "/api/orders/") for b in bases} == {"orders"}
+            assert all(gw.changes[-1]["who"].startswith("admin@") for gw in workers)
+            # The next change builds on the shared table wherever it is made.
+            assert await patch(bases[2], "rest", {"mode": "extracted", "service": "orders"}) == 200
+            await asyncio.sleep(0.3)
+            assert [gw.table.version for gw in workers] == [3, 3, 3]
+            assert [gw.table.route("orders").mode for gw in workers] == ["extracted"] * 3
+            assert {await served_by(b, "/other") for b in bases} == {"orders"}
+            # A worker started later adopts the table in force.
+            late = Gateway(config=config, table=table, registry=MemoryRegistry(),
+                           limiter=MemoryBuckets())  # fmt: skip
+            await late.start(host="127.0.0.1", port=0)
+            workers.append(late)
+            assert late.table.version == 3 and late.table.route("rest").mode == "extracted"
+        finally:
+            for gw in workers:
+                await gw.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback http)
+        return json.loads(resp.read())
+
+
+def test_strangler_proxy_workers_all_serve_a_change_made_through_one_of_them():
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "STRANGLER_MONOLITH_URL": "http://127.0.0.1:9",
+        "STRANGLER_ACCESS_LOG": "0",
+    }
+    env.pop("REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE, "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        pids: dict[int, int] = {}
+        while time.monotonic() < deadline and len(pids) < 2:
+            try:
+                health = _get(base + "/_strangler/healthz")  # a new connection each time
+            except OSError:
+                time.sleep(0.1)
+                continue
+            pids[health["pid"]] = health["table_version"]
+        assert len(pids) == 2, f"reached {len(pids)} worker(s)"
+        request = urllib.request.Request(  # noqa: S310 (loopback http)
+            base + "/_strangler/routes/default", data=b'{"timeout": 7.5}', method="PATCH",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 (loopback http)
+            assert resp.status == 200
+        time.sleep(0.3)
+        seen: dict[int, tuple[int, str]] = {}
+        for _ in range(60):
+            health = _get(base + "/_strangler/healthz")
+            timeout = _get(base + "/_strangler/routes/default")["timeout"]
+            seen[health["pid"]] = (health["table_version"], timeout)
+            if len(seen) == 2:
+                break
+        assert set(seen) == set(pids)
+        assert set(seen.values()) == {(2, 7.5)}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
