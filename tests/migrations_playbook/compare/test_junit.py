@@ -59,26 +59,29 @@ def test_flaky():
 """
 
 
-@pytest.fixture
-def sample_suite(tmp_path: Path) -> Path:
-    suite = tmp_path / "suite"
-    suite.mkdir()
+# Each suite run is a pytest process (seconds): the sample suite runs once for this module.
+@pytest.fixture(scope="module")
+def sample_suite(tmp_path_factory) -> Path:
+    suite = tmp_path_factory.mktemp("suite")
     (suite / "test_sample.py").write_text(textwrap.dedent(SAMPLE))
     return suite
 
 
-def test_a_real_pytest_run_is_read_test_by_test_and_its_retry_marks_the_flaky_one(
-    sample_suite, tmp_path
-):
-    seen = []
-
+@pytest.fixture(scope="module")
+def sample_run(sample_suite, tmp_path_factory):
+    seen: list[tuple] = []
     run = suite_run(
         label="before",
         base_url="http://127.0.0.1:9",
-        out_dir=tmp_path / "out",
+        out_dir=tmp_path_factory.mktemp("out"),
         tests=[str(sample_suite)],
         progress=lambda *args: seen.append(args),
     )
+    return run, seen
+
+
+def test_a_real_pytest_run_is_read_test_by_test_and_its_retry_marks_the_flaky_one(sample_run):
+    run, seen = sample_run
 
     assert run.error is None
     outcomes = {test_id.split("::")[-1]: r.outcome for test_id, r in run.tests.items()}
@@ -101,25 +104,23 @@ def test_a_real_pytest_run_is_read_test_by_test_and_its_retry_marks_the_flaky_on
     assert ("before (retry)", 4, 4, 3) in seen
 
 
-def test_ids_are_the_same_on_both_sides_so_runs_line_up(sample_suite, tmp_path):
-    first = suite_run(
-        label="a", base_url="http://x", out_dir=tmp_path / "o", tests=[str(sample_suite)]
-    )
-    second = suite_run(
-        label="b", base_url="http://y", out_dir=tmp_path / "o", tests=[str(sample_suite)]
-    )
-
-    assert set(first.tests) == set(second.tests)
-    assert all("::" in test_id for test_id in first.tests)
-
-
-def test_without_retry_a_failure_stays_a_failure(sample_suite, tmp_path):
+def test_without_retry_a_failure_stays_a_failure_and_ids_line_up_with_another_run(
+    sample_suite, sample_run, tmp_path
+):
     run = suite_run(
-        label="a", base_url="http://x", out_dir=tmp_path, tests=[str(sample_suite)], retry=False
+        label="after",
+        base_url="http://127.0.0.1:9",
+        out_dir=tmp_path,
+        tests=[str(sample_suite)],
+        retry=False,
     )
 
-    assert run.tests[next(t for t in run.tests if t.endswith("test_flaky"))].outcome == "failed"
+    flaky_id = next(t for t in run.tests if t.endswith("::test_flaky"))
+    assert run.tests[flaky_id].outcome == "passed"  # it ran before in this directory
+    assert run.tests[next(t for t in run.tests if t.endswith("::test_fails"))].outcome == "failed"
     assert len(run.junit) == 1
+    # Ids come from the test, not from the side: both runs line up test by test.
+    assert set(run.tests) == set(sample_run[0].tests)
 
 
 def test_a_suite_that_cannot_be_collected_is_a_failed_run_not_an_empty_one(tmp_path):
