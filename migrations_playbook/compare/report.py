@@ -75,6 +75,7 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.92
 .o-failed,.o-error{color:#a21b1b;font-weight:600}.o-flaky{color:#7a5a00;font-weight:600}
 .note{color:#5b6570}details summary{cursor:pointer;color:#5b6570}
 pre{white-space:pre-wrap;margin:.3em 0;max-width:70em}
+td.test{word-break:break-all}
 """
 
 
@@ -177,10 +178,11 @@ def html_report(comparison: Comparison, evidence: Evidence, *, title: str) -> st
         f'<span class="v v-{v}">{counts.get(v, 0)} {v}</span>'
         for v in ("regressed", "fixed", "flaky", "new", "gone", "same")
     )
+    # The test's name goes last: parametrised ids are long and must not push outcomes away.
     rows = "".join(
         f'<tr><td><span class="v v-{row.verdict}">{row.verdict}</span></td>'
-        f"<td><code>{_e(short_id(row.test_id))}</code></td>"
-        f"{_result_cell(row.before)}{_result_cell(row.after)}</tr>"
+        f"{_result_cell(row.before)}{_result_cell(row.after)}"
+        f'<td class="test"><code>{_e(short_id(row.test_id))}</code></td></tr>'
         for row in comparison.rows
     )
     if evidence.routes:
@@ -190,9 +192,12 @@ def html_report(comparison: Comparison, evidence: Evidence, *, title: str) -> st
     notes = "".join(f"<li>{_e(note)}</li>" for note in evidence.notes)
     shadow_run = ""
     if evidence.shadow_run:
+        run = evidence.shadow_run
         shadow_run = (
-            "<p class='note'>Shadow figures come from a contract run through the proxy with the "
-            f"moved routes in shadow mode before the 'after' run: {_e(evidence.shadow_run)}</p>"
+            "<p class='note'>The shadow figures below come from one contract run through the "
+            f"proxy with the moved routes in shadow mode ({run['tests']} tests in "
+            f"{run['seconds']:.1f} s, {_e(', '.join(run['junit']))}), just before the measured "
+            "run with the routes at the end of their rollout.</p>"
         )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -208,7 +213,7 @@ def html_report(comparison: Comparison, evidence: Evidence, *, title: str) -> st
 <h2>Routes moved between the sides</h2>
 {shadow_run}{routes}
 <h2>Every test, worst first</h2>
-<table><tr><th>verdict</th><th>test</th><th>before</th><th></th><th>after</th><th></th></tr>
+<table><tr><th>verdict</th><th>before</th><th>time</th><th>after</th><th>time</th><th>test</th></tr>
 {rows}</table>
 {f"<h2>Notes</h2><ul>{notes}</ul>" if notes else ""}
 <p class="note">Verdicts: regressed = good before, failing after; fixed = the reverse; flaky =

@@ -118,7 +118,9 @@ def test_the_html_report_answers_first_then_shows_sides_routes_and_every_test():
     assert "1 test(s) regressed" in page
     assert "REGRESSED (2 tests): 1 regressed, 0 fixed, 0 flaky, 0 new, 0 gone, 1 same" in page
     assert "step at http://before" in page and "before.xml" in page
-    assert re.search(r"v-regressed\">regressed</span></td><td><code>test_payments::test_pay", page)
+    regressed_row = re.search(r'<tr><td><span class="v v-regressed">.*?</tr>', page).group(0)
+    assert "o-failed" in regressed_row and "0.75&nbsp;s" in regressed_row
+    assert "<code>test_payments::test_pay</code>" in regressed_row
     assert "assert 402 == 400" in page
     # The moved route with figures: compared, diffs, rate, the differing path, reconciliation.
     assert "<td class='num'>49</td>" in page and "6.12%" in page
