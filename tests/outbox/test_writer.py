@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -57,6 +58,15 @@ def test_decimal_and_uuid_payload_values_are_stored_as_strings():
     row = _publish(order_id=order_id, total=Decimal("20.00"))
     assert row.payload["order_id"] == str(order_id)
     assert row.payload["total"] == "20.00"
+
+
+@pytest.mark.django_db
+def test_datetime_payload_values_keep_their_microseconds():
+    created = datetime(2026, 1, 1, 10, 0, 0, 367206, tzinfo=UTC)
+    row = _publish(created_at=created)
+    # A copy made from the event must equal the original row, to the microsecond.
+    assert row.payload["created_at"] == "2026-01-01T10:00:00.367206Z"
+    assert datetime.fromisoformat(row.payload["created_at"]) == created
 
 
 @pytest.mark.django_db
