@@ -27,6 +27,10 @@ STRANGLER_SERVICE_NAME = "monolith"
 SECRET_KEY = env_str("STRANGLER_SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production")
 DEBUG = env_bool("STRANGLER_DEBUG", False)
 ALLOWED_HOSTS = env_str("STRANGLER_ALLOWED_HOSTS", "*").split(",")
+# Behind strangler_proxy, links (pagination `next`/`previous`) must name the proxy's host, not
+# the half that happened to serve: the proxy sends the client's Host as X-Forwarded-Host.
+USE_X_FORWARDED_HOST = env_bool("STRANGLER_USE_X_FORWARDED_HOST", True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
