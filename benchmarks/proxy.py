@@ -1,13 +1,22 @@
-"""Benchmark the proxy: direct vs nginx vs strangler_proxy (monolith and shadow mode), with wrk.
+"""Benchmark the proxy with wrk: on a trivial upstream, and in front of the real monolith.
 
-    python benchmarks/proxy.py [--duration 5] [--connections 50]
+    python benchmarks/proxy.py [--duration 3] [--rounds 3] [--connections 50] [--no-monolith]
 
-A trivial upstream (nginx answering ``200 ok`` from one worker; a tiny asyncio server when nginx
-is missing) is measured directly, through nginx as a reverse proxy (one worker, keep-alive
-upstream: the baseline a user would pick instead), and through ``strangler proxy`` (one process)
-in ``monolith`` mode and in ``shadow`` mode (every GET also mirrored to a second upstream and
-compared). Ends with ``RESULT proxy rps=... p50_ms=... p99_ms=... vs_nginx=... vs_direct=...``
-for the monolith mode. Everything binds to 127.0.0.1 and stops by itself.
+1. A trivial upstream (nginx answering ``200 ok`` from one worker; a tiny asyncio server when
+   nginx is missing), measured directly, through nginx as a reverse proxy (one worker, keep-alive
+   upstream: the baseline a user would pick instead), and through ``strangler proxy`` in
+   ``monolith`` mode (one process, on the stock asyncio loop and on uvloop), in ``shadow`` mode
+   (every GET also mirrored to a second upstream and compared) and with ``--workers 2``.
+2. The real monolith (``gunicorn monolith.wsgi`` as docs/running.md runs it, on a throwaway
+   PostgreSQL database that is dropped afterwards): ``GET /healthz`` and an authenticated
+   ``GET /api/users/me/``, directly and through the proxy (``wrk -c8``: the monolith's 2 workers
+   x 4 threads).
+
+The machine is shared and noisy, so each target is measured in ``--rounds`` interleaved rounds
+(every target once per round) and the figures are medians; ratios are medians of the per-round
+ratios, each taken between runs seconds apart. Ends with one line, ``RESULT proxy rps=...
+p50_ms=... p99_ms=... vs_nginx=... vs_direct=...`` (the proxy in monolith mode) followed by the
+other figures. Everything binds to 127.0.0.1 and stops by itself.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,11 +113,15 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def wrk(url: str, *, duration: int, connections: int) -> dict[str, float]:
+def wrk(
+    url: str, *, duration: int, connections: int, headers: tuple[str, ...] = ()
+) -> dict[str, float]:
+    args = [WRK, "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for header in headers:
+        args += ["-H", header]
     out = subprocess.run(
-        [WRK, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
-        capture_output=True, text=True, check=True, timeout=duration + 30,
-    ).stdout  # fmt: skip
+        [*args, url], capture_output=True, text=True, check=True, timeout=duration + 30
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 
@@ -123,91 +137,223 @@ def wrk(url: str, *, duration: int, connections: int) -> dict[str, float]:
     }
 
 
+def interleaved(
+    targets: dict[str, str], *, rounds: int, duration: int, connections: int,
+    headers: tuple[str, ...] = (),
+) -> dict[str, list[dict[str, float]]]:  # fmt: skip
+    """Run wrk on every target once per round; return each target's results, round by round."""
+    for url in targets.values():
+        wrk(url, duration=1, connections=connections, headers=headers)  # warm pools and caches
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+    for turn in range(rounds):
+        for name, url in targets.items():
+            result = wrk(url, duration=duration, connections=connections, headers=headers)
+            runs[name].append(result)
+            print(
+                f"  round {turn + 1} {name:<18} {result['rps']:>8.0f} req/s   "
+                f"p50 {result['p50']:.3f} ms   p99 {result['p99']:.3f} ms   "
+                f"non-2xx {int(result['non2xx'])}",
+                flush=True,
+            )
+    return runs
+
+
+def median(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
+
+
+def ratio(runs: dict[str, list[dict[str, float]]], top: str, bottom: str) -> float:
+    """Median over rounds of top/bottom throughput, each pair measured seconds apart."""
+    pairs = zip(runs[top], runs[bottom], strict=True)
+    return statistics.median(a["rps"] / b["rps"] for a, b in pairs)
+
+
+def summary(runs: dict[str, list[dict[str, float]]]) -> None:
+    for name, results in runs.items():
+        print(
+            f"{name:<20} {median(results, 'rps'):>8.0f} req/s   p50 {median(results, 'p50'):.3f} ms"
+            f"   p99 {median(results, 'p99'):.3f} ms   (median of {len(results)})"
+        )
+
+
+def proxy_env(monolith_url: str, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "STRANGLER_MONOLITH_URL": monolith_url, "PYTHONPATH": str(ROOT), **extra}
+    env.pop("REDIS_URL", None)
+    return env
+
+
+def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[str, str]:
+    upstream_port, candidate_port = free_port(), free_port()
+    if NGINX:
+        for port in (upstream_port, candidate_port):
+            procs.append(start([NGINX, "-c", str(nginx_conf(workdir, port, None))], port))
+        kind = "nginx return 200"
+    else:
+        for port in (upstream_port, candidate_port):
+            procs.append(start([sys.executable, "-c", ASYNCIO_UPSTREAM, str(port)], port))
+        kind = "asyncio protocol"
+    print(
+        f"1. trivial upstream: {kind} on :{upstream_port}; wrk -t1 -c{args.connections} "
+        f"-d{args.duration}s, {args.rounds} interleaved rounds"
+    )
+    targets = {"direct": upstream_port}
+    if NGINX:
+        nginx_port = free_port()
+        procs.append(
+            start([NGINX, "-c", str(nginx_conf(workdir, nginx_port, upstream_port))], nginx_port)
+        )
+        targets["nginx"] = nginx_port
+    else:
+        print("nginx is not installed (apt-get install -y nginx): skipping the nginx baseline")
+    routes = workdir / "shadow.toml"
+    routes.write_text(
+        f'[services.candidate]\nurl = "http://127.0.0.1:{candidate_port}"\n'
+        'health_path = "/"\n\n'
+        '[[routes]]\nname = "all"\nprefix = "/"\nmode = "shadow"\nservice = "candidate"\n'
+    )
+    env = proxy_env(f"http://127.0.0.1:{upstream_port}")
+    modes = [("monolith", [], {}), ("shadow", ["--routes", str(routes)], {}),
+             ("2 workers", ["--workers", "2"], {})]  # fmt: skip
+    try:
+        import uvloop  # noqa: F401
+
+        modes.insert(1, ("monolith uvloop", [], {"STRANGLER_PROXY_LOOP": "uvloop"}))
+    except ImportError:
+        pass
+    for name, extra, extra_env in modes:
+        port = free_port()
+        cmd = [sys.executable, "-c", SERVE_PROXY, "--port", str(port), *extra]
+        procs.append(start(cmd, port, {**env, **extra_env}))
+        targets[name] = port
+    urls = {name: f"http://127.0.0.1:{port}/api/ping/" for name, port in targets.items()}
+    runs = interleaved(
+        urls, rounds=args.rounds, duration=args.duration, connections=args.connections
+    )
+    summary(runs)
+    ours = runs["monolith"]
+    fields = {
+        "rps": f"{median(ours, 'rps'):.0f}",
+        "p50_ms": f"{median(ours, 'p50'):.3f}",
+        "p99_ms": f"{median(ours, 'p99'):.3f}",
+        "vs_nginx": f"{ratio(runs, 'monolith', 'nginx'):.3f}" if "nginx" in runs else "skipped",
+        "vs_direct": f"{ratio(runs, 'monolith', 'direct'):.3f}",
+        "nginx_rps": f"{median(runs['nginx'], 'rps'):.0f}" if "nginx" in runs else "skipped",
+        "shadow_rps": f"{median(runs['shadow'], 'rps'):.0f}",
+        "workers2_rps": f"{median(runs['2 workers'], 'rps'):.0f}",
+    }
+    if "monolith uvloop" in runs:
+        fields["uvloop_rps"] = f"{median(runs['monolith uvloop'], 'rps'):.0f}"
+        if "nginx" in runs:
+            fields["uvloop_vs_nginx"] = f"{ratio(runs, 'monolith uvloop', 'nginx'):.3f}"
+    print(f"shadow mode keeps {ratio(runs, 'shadow', 'monolith'):.0%} of monolith-mode throughput")
+    return fields
+
+
+BENCH_USER = (
+    "from django.contrib.auth import get_user_model; "
+    "from rest_framework.authtoken.models import Token; "
+    "u = get_user_model().objects.create_user(email='bench@example.com', password='bench-pw'); "
+    "print(Token.objects.create(user=u).key)"
+)
+
+
+def monolith_section(args, procs: list[subprocess.Popen]) -> dict[str, str]:
+    """Measure the real monolith directly and through the proxy; return the RESULT fields."""
+    import psycopg2
+
+    admin_url = os.environ.get("STRANGLER_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+    name = f"strangler_bench_proxy_{os.getpid()}"
+    try:
+        admin = psycopg2.connect(f"{admin_url}/postgres")
+    except psycopg2.Error as exc:
+        print(f"2. real monolith: skipped, PostgreSQL unreachable at {admin_url}: {exc}")
+        return {"monolith": "skipped"}
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        env = {
+            **os.environ, "DATABASE_URL": f"{admin_url}/{name}", "PYTHONPATH": str(ROOT),
+            "STRANGLER_FAST_PASSWORD_HASHER": "1",
+        }  # fmt: skip
+        env.pop("REDIS_URL", None)
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=ROOT, timeout=300)
+        token = subprocess.run(
+            [*manage, "shell", "-c", BENCH_USER], env=env, check=True, cwd=ROOT, timeout=60,
+            capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1]  # fmt: skip
+        gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
+        mono_port, proxy_port = free_port(), free_port()
+        procs.append(start(
+            [gunicorn or "gunicorn", "monolith.wsgi", "--bind", f"127.0.0.1:{mono_port}",
+             "--workers", "2", "--threads", "4", "--graceful-timeout", "5",
+             "--access-logfile", "-", "--no-control-socket"],
+            mono_port, env,
+        ))  # fmt: skip
+        procs.append(
+            start(
+                [sys.executable, "-c", SERVE_PROXY, "--port", str(proxy_port)],
+                proxy_port,
+                proxy_env(f"http://127.0.0.1:{mono_port}"),
+            )
+        )
+        print(
+            f"2. real monolith: gunicorn monolith.wsgi (2 workers x 4 threads) on :{mono_port}; "
+            f"wrk -t1 -c8 -d{args.duration}s, {args.rounds} interleaved rounds"
+        )
+        fields: dict[str, str] = {}
+        auth = (f"Authorization: Bearer {token}",)
+        for label, path, headers in (("healthz", "/healthz", ()), ("me", "/api/users/me/", auth)):
+            runs = interleaved(
+                {
+                    f"{label} direct": f"http://127.0.0.1:{mono_port}{path}",
+                    f"{label} proxy": f"http://127.0.0.1:{proxy_port}{path}",
+                },
+                rounds=args.rounds, duration=args.duration, connections=8, headers=headers,
+            )  # fmt: skip
+            summary(runs)
+            direct, proxied = runs[f"{label} direct"], runs[f"{label} proxy"]
+            added = statistics.median(
+                p["p50"] - d["p50"] for p, d in zip(proxied, direct, strict=True)
+            )
+            fields[f"{label}_direct_rps"] = f"{median(direct, 'rps'):.0f}"
+            fields[f"{label}_proxy_rps"] = f"{median(proxied, 'rps'):.0f}"
+            fields[f"{label}_vs_direct"] = f"{ratio(runs, f'{label} proxy', f'{label} direct'):.3f}"
+            fields[f"{label}_p50_added_ms"] = f"{added:.3f}"
+            bad = sum(r["non2xx"] for r in direct + proxied)
+            if bad:
+                print(f"  warning: {bad} non-2xx answers for {path}")
+        return fields
+    finally:
+        for proc in procs[-2:]:
+            stop(proc)
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--no-monolith", action="store_true", help="skip the real monolith")
     args = parser.parse_args()
     if WRK is None:
         print("wrk is not installed (apt-get install -y wrk); cannot benchmark", file=sys.stderr)
         return 1
     procs: list[subprocess.Popen] = []
-    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
         try:
-            upstream_port, candidate_port = free_port(), free_port()
-            if NGINX:
-                for port in (upstream_port, candidate_port):
-                    procs.append(start([NGINX, "-c", str(nginx_conf(workdir, port, None))], port))
-                kind = "nginx return 200"
-            else:
-                for port in (upstream_port, candidate_port):
-                    procs.append(start([sys.executable, "-c", ASYNCIO_UPSTREAM, str(port)], port))
-                kind = "asyncio protocol"
-            print(
-                f"trivial upstream: {kind} on :{upstream_port}; "
-                f"wrk -t1 -c{args.connections} -d{args.duration}s"
-            )
-            targets = {"direct": upstream_port}
-            if NGINX:
-                nginx_port = free_port()
-                procs.append(
-                    start(
-                        [NGINX, "-c", str(nginx_conf(workdir, nginx_port, upstream_port))],
-                        nginx_port,
-                    )
-                )
-                targets["nginx"] = nginx_port
-            else:
-                print(
-                    "nginx is not installed (apt-get install -y nginx): skipping the nginx baseline"
-                )
-            routes = workdir / "shadow.toml"
-            routes.write_text(
-                f'[services.candidate]\nurl = "http://127.0.0.1:{candidate_port}"\n'
-                'health_path = "/"\n\n'
-                '[[routes]]\nname = "all"\nprefix = "/"\nmode = "shadow"\nservice = "candidate"\n'
-            )
-            env = {
-                **os.environ,
-                "STRANGLER_MONOLITH_URL": f"http://127.0.0.1:{upstream_port}",
-                "PYTHONPATH": str(ROOT),
-            }
-            env.pop("REDIS_URL", None)
-            modes = (
-                ("monolith", []),
-                ("shadow", ["--routes", str(routes)]),
-                ("2 workers", ["--workers", "2"]),
-            )
-            for name, extra in modes:
-                port = free_port()
-                cmd = [sys.executable, "-c", SERVE_PROXY, "--port", str(port), *extra]
-                procs.append(start(cmd, port, env))
-                targets[name] = port
-            for name, port in targets.items():
-                url = f"http://127.0.0.1:{port}/api/ping/"
-                wrk(url, duration=1, connections=args.connections)  # warm up pools and caches
-                results[name] = result = wrk(
-                    url, duration=args.duration, connections=args.connections
-                )
-                print(
-                    f"{name:<10} {result['rps']:>10.0f} req/s   p50 {result['p50']:.3f} ms   "
-                    f"p99 {result['p99']:.3f} ms   non-2xx {int(result['non2xx'])}"
-                )
+            fields = trivial_section(Path(tmp), args, procs)
+            for proc in procs:
+                stop(proc)
+            procs.clear()
+            if not args.no_monolith:
+                fields |= monolith_section(args, procs)
         finally:
             for proc in procs:
                 stop(proc)
-    ours = results["monolith"]
-    nginx = results.get("nginx")
-    vs_nginx = f"{ours['rps'] / nginx['rps']:.3f}" if nginx else "skipped"
-    shadow_cost = results["shadow"]["rps"] / ours["rps"]
-    print(f"shadow mode keeps {shadow_cost:.0%} of monolith-mode throughput")
-    print(
-        f"RESULT proxy rps={ours['rps']:.0f} p50_ms={ours['p50']:.3f} p99_ms={ours['p99']:.3f} "
-        f"vs_nginx={vs_nginx} vs_direct={ours['rps'] / results['direct']['rps']:.3f} "
-        f"shadow_rps={results['shadow']['rps']:.0f} workers2_rps={results['2 workers']['rps']:.0f}"
-    )
+    print("RESULT proxy " + " ".join(f"{key}={value}" for key, value in fields.items()))
     return 0
 
 

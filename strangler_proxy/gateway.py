@@ -490,13 +490,12 @@ class Gateway:
         remote = req.remote
         target = MONOLITH if mode == "monolith" else self.choose_target(route, identity, remote)
         pool = self.pools[target]
-        if len(pool.instances) != 1:
-            return False  # balancing and probes stay on the general path
-        instance = pool.instances[0]
-        if instance.breaker.state != "closed":
+        try:
+            instance = pool.pick()
+        except NoInstance:
             return False
-        up = self.fast.take_idle(instance.url)
-        if up is None:
+        if instance.breaker.state != "closed":
+            instance.breaker.probing = False  # the half-open probe is the general path's to send
             return False
         started = time.perf_counter()
         rid = req.request_id
@@ -507,6 +506,13 @@ class Gateway:
         if rid is None:
             rid = self._new_request_id()
         headers = self._forward(req, table, target, rid, identity)
+        up = self.fast.take_idle(instance.url)
+        if up is None:
+            # No idle connection yet: the general path connects, to the instance chosen here.
+            conn.run_handed_over(req, self.proxy_handed_over(
+                conn, req, route, target, headers, rid, started, None, pinned=instance
+            ))  # fmt: skip
+            return True
         head = b"".join(
             (method.encode(), b" ", target_s.encode("latin-1"), b" HTTP/1.1\r\n",
              b"" if headers.preserve_host else instance.host_line, headers.block(), b"\r\n")
@@ -539,11 +545,12 @@ class Gateway:
         return pool.pick().url if pool and pool.instances else self.config.monolith_url
 
     async def _attempt(
-        self, pool: ServicePool, method: str, target: str, headers, body, route: Route
-    ):
-        """Send one request to one instance; return (instance, response) or raise."""
+        self, pool: ServicePool, method: str, target: str, headers, body, route: Route,
+        pinned: Instance | None = None,
+    ):  # fmt: skip
+        """Send one request to one instance (`pinned`, else the pool's pick); return or raise."""
         try:
-            instance = pool.pick()
+            instance = pinned or pool.pick()
         except NoInstance as exc:
             raise _UpstreamFailed("upstream_unavailable", str(exc), 503) from None
         instance.outstanding += 1
@@ -599,22 +606,26 @@ class Gateway:
 
     async def proxy_handed_over(
         self, conn: HttpConnection, req: Request, route: Route, target: str, headers: Forward,
-        rid: str, started: float, first,
+        rid: str, started: float, first, pinned: Instance | None = None,
     ) -> None:  # fmt: skip
         """Finish a request the fast path handed over, from the outcome it had reached."""
         try:
-            await self._proxy(conn, req, route, target, req.target, headers, rid, started, first)
+            await self._proxy(
+                conn, req, route, target, req.target, headers, rid, started, first, pinned
+            )
         except _UpstreamFailed as exc:
             self._refuse(conn, req, exc.status, exc.kind, exc.detail, rid, route, started)
 
     async def _proxy(
         self, conn: HttpConnection, req: Request, route: Route, target: str,
         upstream_target: str, headers: Forward, rid: str, started: float, first=None,
+        pinned: Instance | None = None,
     ) -> None:  # fmt: skip
         """Send the request (retries, fallback) and relay the answer.
 
         `first`: the fast path's outcome of the first attempt, ``(instance, response)`` or an
         ``_UpstreamFailed``, when it handed the request over; None to start from scratch.
+        `pinned`: the instance the first attempt goes to (the fast path already chose it).
         """
         method = req.method
         body = req.body
@@ -642,8 +653,9 @@ class Gateway:
                         raise outcome
                     instance, resp = outcome
                 else:
+                    pin, pinned = pinned, None  # the first attempt only
                     instance, resp = await self._attempt(
-                        pool, method, upstream_target, headers, body, route
+                        pool, method, upstream_target, headers, body, route, pin
                     )
             except _UpstreamFailed as exc:
                 if exc.status == 408:
