@@ -246,3 +246,29 @@ def test_broker_dropping_the_relays_connection_mid_burst_loses_nothing(broker):
     assert sequences == list(range(1, 41))
     assert relay.stats.failures >= 1
     assert OutboxEvent.objects.filter(aggregate_id="A", sent_at=None).count() == 0
+
+
+def test_relay_command_publishes_until_sigterm_then_exits_cleanly(broker):
+    probe = declare_probe(broker)
+    relay = subprocess.Popen(
+        [sys.executable, "manage.py", "outbox_relay"],
+        cwd=ROOT, env=subprocess_env(broker), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        write("A", 3)
+        bodies = collect(probe, count=3, timeout=20)
+    finally:
+        relay.terminate()
+        out, err = relay.communicate(timeout=20)
+    assert [b["sequence"] for b in bodies] == [1, 2, 3]
+    assert relay.returncode == 0, err.decode()[-2000:]
+    assert b"outbox relay stopped: sent=3" in out
+
+
+def test_celery_task_variant_publishes_what_is_pending(broker):
+    from outbox.tasks import outbox_relay_tick
+
+    probe = declare_probe(broker)
+    write("A", 2)
+    assert outbox_relay_tick.apply().get() == 2
+    assert [b["sequence"] for b in collect(probe, count=2)] == [1, 2]
