@@ -25,7 +25,6 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
-from migrations_playbook.compare.cli import main
 from migrations_playbook.compare.stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -159,19 +158,41 @@ def servers(tmp_path_factory):
                     process.wait()
 
 
-def _compare(servers, side_b: str, out: Path) -> tuple[int, dict]:
-    status = main(
-        [
+@pytest.fixture(scope="module")
+def comparisons(servers, tmp_path_factory) -> dict[str, tuple[int, dict, str]]:
+    """Run `strangler compare --against A B` and `--against A C` at once; return for each its
+    exit status, summary.json, output and --out directory.
+
+    Two commands side by side, each a process of its own: every suite run waits on its server
+    most of the time, so the pair takes little longer than one.
+    """
+    started = {}
+    for side in ("b", "c"):
+        out = tmp_path_factory.mktemp(f"compare-{side}")
+        command = [
+            sys.executable,
+            "-m",
+            "migrations_playbook.cli",
+            "compare",
             "--against",
             servers["a"],
-            servers[side_b],
+            servers[side],
             "--staff",
             *servers["staff"],
             "--out",
             str(out),
         ]
-    )
-    return status, json.loads((out / "summary.json").read_text())
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        started[side] = (process, out)
+    results = {}
+    for side, (process, out) in started.items():
+        output, _ = process.communicate(timeout=600)
+        summary_path = out / "summary.json"
+        assert summary_path.exists(), output[-3000:]
+        results[side] = (process.returncode, json.loads(summary_path.read_text()), output, out)
+    return results
 
 
 def _function(test_id: str) -> str:
@@ -180,14 +201,14 @@ def _function(test_id: str) -> str:
     return f"{module.rsplit('.', 1)[-1]}::{name.split('[')[0]}"
 
 
-def test_compare_reports_exactly_the_planted_changes_as_regressed_and_exits_1(servers, tmp_path):
+def test_compare_reports_exactly_the_planted_changes_as_regressed_and_exits_1(comparisons):
     expected = assertions_the_plant_breaks()
     assert {
         "test_payments::test_a_declined_card_is_a_402_that_records_a_failed_payment",
         "test_payments::test_paying_charges_the_orders_total_and_keeps_only_the_last_four_digits",
     } <= expected  # the oracle reads the suite as intended
 
-    status, summary = _compare(servers, "b", tmp_path)
+    status, summary, output, out = comparisons["b"]
 
     verdicts = {row["test"]: row["verdict"] for row in summary["tests"]}
     regressed = {_function(t) for t, v in verdicts.items() if v == "regressed"}
@@ -196,13 +217,15 @@ def test_compare_reports_exactly_the_planted_changes_as_regressed_and_exits_1(se
     assert {v for t, v in verdicts.items() if _function(t) not in expected} == {"same"}
     assert all(v == "regressed" for t, v in verdicts.items() if _function(t) in expected)
     assert len(verdicts) > 150  # the whole suite ran on both sides
-    page = (tmp_path / "report.html").read_text()
+    assert "REGRESSED" in output.splitlines()[-1]
+    page = (out / "report.html").read_text()
     assert "test(s) regressed" in page and "before.xml" in page and "after-retry.xml" in page
 
 
-def test_compare_with_nothing_planted_reports_every_test_as_same_and_exits_0(servers, tmp_path):
-    status, summary = _compare(servers, "c", tmp_path)
+def test_compare_with_nothing_planted_reports_every_test_as_same_and_exits_0(comparisons):
+    status, summary, output, _ = comparisons["c"]
 
     assert {row["verdict"] for row in summary["tests"]} == {"same"}
     assert len(summary["tests"]) > 150
     assert status == 0
+    assert output.splitlines()[-1].startswith("no regression")
