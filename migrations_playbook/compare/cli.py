@@ -215,8 +215,13 @@ def _against(args, out: Path, tests, progress: Progress) -> tuple[Comparison, ev
 
 
 def _stacks(args, out: Path, tests, progress: Progress) -> tuple[Comparison, ev.Evidence]:
+    from migrations_playbook.processes import processes_for
+
     from .stack import StackFailed, stack_started
 
+    # Both steps are checked before anything starts: a typo must not cost a whole first side.
+    processes_for(args.before)
+    processes_for(args.after)
     steps = steps_load()
     evidence = ev.Evidence()
     evidence.routes = ev.routes_moved_by_steps(steps, args.before, args.after)

@@ -81,10 +81,3 @@ def test_compare_0_to_1_runs_each_step_moves_payments_and_shows_shadow_and_recon
     assert _compare_databases() == databases_before
     var_dirs = re.findall(r"\(var dir (\S+)\)", printed.err)
     assert len(var_dirs) == 2 and not any(Path(d).exists() for d in var_dirs)
-
-
-def test_an_unknown_step_is_refused_naming_the_steps_that_exist(tmp_path, capsys):
-    status = main(["--before", "0", "--after", "7", "--out", str(tmp_path)])
-
-    assert status == 2
-    assert "unknown step 7; the steps that exist are: 0, 1" in capsys.readouterr().err
