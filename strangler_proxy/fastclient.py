@@ -57,7 +57,7 @@ class _Connection(asyncio.Protocol):
     def _reset(self) -> None:
         self.status = 0
         self.reason = b""
-        self.raw_headers: list[tuple[bytes, bytes]] = []
+        self.connection: bytes | None = None  # the Connection header, kept for the slow path
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.headers_done = False
@@ -97,7 +97,6 @@ class _Connection(asyncio.Protocol):
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.raw_headers.append((name, value))
         lower = name.lower()
         if lower not in RESPONSE_DROP:
             self.lines.append(name + b": " + value + b"\r\n")
@@ -107,6 +106,7 @@ class _Connection(asyncio.Protocol):
                 except ValueError:
                     self.length = None
         elif lower == b"connection":
+            self.connection = value
             for token in value.split(b","):
                 if token.strip().lower() not in (b"keep-alive", b"close", b""):
                     self.odd_connection = True
@@ -174,7 +174,12 @@ class FastResponse:
         self._pool, self._key, self._conn, self._timeout = pool, key, conn, read_timeout
         self.status = conn.status
         self.reason = conn.reason.decode("latin-1")
-        self.raw_headers = tuple(conn.raw_headers)
+        # What the client may see (hop-by-hop headers were set aside while parsing), plus the
+        # Connection header, which may name more headers to drop.
+        raw = [tuple(line[:-2].split(b": ", 1)) for line in conn.lines]
+        if conn.connection is not None:
+            raw.append((b"Connection", conn.connection))
+        self.raw_headers = tuple(raw)
         self.content = self  # the gateway reads `resp.content.read()` / `.iter_any()`
         self._headers: CIMultiDictProxy | None = None
         self._released = False

@@ -154,12 +154,11 @@ class Request:
 
     __slots__ = (
         "_headers", "authorization", "body", "connection_tokens", "expect_continue", "forward",
-        "host", "keep_alive", "method", "raw_headers", "remote", "request_id", "target",
+        "host", "keep_alive", "method", "remote", "request_id", "target",
         "version", "xff",
     )  # fmt: skip
 
     def __init__(self) -> None:
-        self.raw_headers: list[tuple[bytes, bytes]] = []
         self.forward: list[bytes] = []  # b"Name: value\r\n" of each header that goes upstream
         self.host: bytes | None = None
         self.authorization: bytes | None = None
@@ -178,11 +177,24 @@ class Request:
     # -- the parts of aiohttp's request the admin API, auth and aggregation read
     @property
     def headers(self) -> CIMultiDictProxy:
+        """The request's end-to-end headers and Host (hop-by-hop and identity ones set aside)."""
         if self._headers is None:
-            self._headers = CIMultiDictProxy(
-                CIMultiDict((k.decode("latin-1"), v.decode("latin-1")) for k, v in self.raw_headers)
-            )
+            out = CIMultiDict()
+            if self.host is not None:
+                out.add("Host", self.host.decode("latin-1"))
+            for line in self.forward:
+                name, _, value = line[:-2].decode("latin-1").partition(": ")
+                out.add(name, value)
+            if self.xff is not None:
+                out.add("X-Forwarded-For", self.xff.decode("latin-1"))
+            if self.request_id is not None:
+                out.add("X-Request-ID", self.request_id.decode("latin-1"))
+            self._headers = CIMultiDictProxy(out)
         return self._headers
+
+    def get(self, name: str, default=None):
+        """Return one header (route matching reads the request's headers through this)."""
+        return self.headers.get(name, default)
 
     @property
     def path(self) -> str:
@@ -313,7 +325,6 @@ class HttpConnection(asyncio.Protocol):
             raise _HeadRefused(
                 431, "header_too_large", f"A request header is over {MAX_LINE} bytes."
             )
-        req.raw_headers.append((name, value))
         lower = name.lower()
         kind = _SPECIAL.get(lower)
         if kind is None:

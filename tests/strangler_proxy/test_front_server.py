@@ -238,3 +238,23 @@ async def test_a_too_long_target_or_a_head_that_never_ends_is_refused():
         assert asyncio.get_running_loop().time() - started < 3
         assert (await raw_http(base, b"NOT HTTP\r\n\r\n")).startswith(b"HTTP/1.1 400")
     assert up.seen == []
+
+
+@aio
+async def test_a_route_narrowed_by_a_header_serves_only_requests_that_carry_it():
+    async with upstream(name="mono") as mono, upstream(name="cand") as cand:
+        table = {
+            "services": {"beta": {"url": cand.url, **NO_HEALTH}},
+            "routes": [
+                {"name": "beta", "prefix": "/", "mode": "extracted", "service": "beta",
+                 "headers": {"X-Beta": "1"}},
+                {"name": "rest", "prefix": "/"},
+            ],
+        }  # fmt: skip
+        async with gateway(table, monolith=mono.url) as (_, base), aiohttp.ClientSession() as c:
+            served = []
+            for beta in ("1", None, "1", "2"):
+                headers = {"X-Beta": beta} if beta else {}
+                async with c.get(base + "/x", headers=headers) as resp:
+                    served.append((await resp.json())["upstream"])
+    assert served == ["cand", "mono", "cand", "mono"]
