@@ -66,7 +66,8 @@ h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.6em 0 .5em}
 .ok{background:#e3f6e8;color:#165c2c}.bad{background:#fde4e4;color:#8a1c1c}
 table{border-collapse:collapse;margin:.4em 0;width:100%}
 th,td{border-bottom:1px solid #e4e7eb;padding:.3em .6em;text-align:left;vertical-align:top}
-th{background:#f5f7f9;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f5f7f9;font-weight:600}
+.num{text-align:right;font-variant-numeric:tabular-nums}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.92em}
 .v{font-weight:600;border-radius:4px;padding:.05em .45em;white-space:nowrap}
 .v-regressed{background:#fbd5d5;color:#8a1c1c}.v-fixed{background:#d7f2df;color:#165c2c}
@@ -126,8 +127,9 @@ def _route_section(route: MovedRoute) -> str:
         )
         rate = shadow.get("diff_rate")
         shadow_html = (
-            "<table><tr><th>compared</th><th>diffs</th><th>diff rate</th><th>errors</th>"
-            "<th>skipped</th><th>proxy</th></tr>"
+            "<table><tr><th class='num'>compared</th><th class='num'>diffs</th>"
+            "<th class='num'>diff rate</th><th class='num'>errors</th>"
+            "<th class='num'>skipped</th><th>proxy</th></tr>"
             f"<tr><td class='num'>{_e(shadow.get('compared', 0))}</td>"
             f"<td class='num'>{_e(shadow.get('diffs', 0))}</td>"
             f"<td class='num'>{'-' if rate is None else f'{rate:.2%}'}</td>"
