@@ -1,9 +1,18 @@
 """The gateway: match a request to a route, pick the half that serves it, and stream the answer.
 
-One event loop per process. The hot path (a `monolith` route, no token, no rate limit) does: one
-path check, one table scan, one header copy, one pooled upstream request, and a streamed answer;
-everything else (identity, rate limits, shadow mirrors, canary hashing) runs only on the routes
-that use it.
+One event loop per process; clients talk to ``server.HttpConnection`` (httptools), never to
+aiohttp's server. Two paths serve a request:
+
+* the fast path (``fast_serve``): GET/OPTIONS without a body, no token or a cached one, a route
+  in ``monolith``, ``extracted`` or ``canary`` mode without a rate limit, and an idle pooled
+  connection to the chosen instance. It runs on protocol callbacks alone (no task, future or
+  timer per request): the request head is joined from header lines prepared while parsing, and
+  an answer under 64 KiB with a Content-Length leaves in one write. Anything else in the answer
+  (5xx, a large or chunked body, an error, the route's timeout) hands the request to the
+  general path where it stands.
+* the general path (``serve``, one task per burst of requests on a connection): the admin API,
+  the aggregate, shadow, rate limits, new tokens, bodies (streamed through aiohttp's client),
+  HEAD, retries, fallback and streamed answers.
 
 Guarantees per request: ``X-Request-ID`` passed through (when sane) or created, and
 ``X-Strangler-Upstream`` naming the half that answered (``proxy`` when the proxy itself answered).
@@ -240,6 +249,8 @@ class Gateway:
             self._server.close()
         await self.shadow.drain(timeout=1.0)
         for conn in list(self.connections):
+            if conn.runner is not None:
+                conn.runner.cancel()
             if conn.transport is not None:
                 conn.transport.close()
         if self.session is not None:
@@ -587,6 +598,9 @@ class Gateway:
                 raise _UpstreamFailed(
                     "request_timeout", "The request body arrived too slowly.", 408
                 ) from None
+            if body is not None and body.error is not None:
+                # The client went away mid-upload: not the upstream's failure, nobody to answer.
+                raise ConnectionResetError("the client closed the connection") from None
             instance.breaker.record(False, time.monotonic())
             self.metrics.errors[(route.name, pool.name, "connect")] += 1
             raise _UpstreamFailed(
