@@ -34,6 +34,7 @@ class Progress:
         self.stream = stream
         self.live = stream.isatty()
         self.last_step: dict[str, int] = {}
+        self.shown: dict[str, tuple[int, int, int]] = {}
         self.started = time.monotonic()
 
     def say(self, text: str) -> None:
@@ -43,8 +44,9 @@ class Progress:
         self.stream.flush()
 
     def tests(self, label: str, done: int, total: int, failed: int) -> None:
-        if not total:
-            return
+        if not total or self.shown.get(label) == (done, total, failed):
+            return  # the final count is reported twice: while polling and at the end
+        self.shown[label] = (done, total, failed)
         text = f"{label}: {done}/{total} tests, {failed} failed"
         if self.live:
             self.stream.write(f"\r\033[Kcompare | {time.monotonic() - self.started:6.1f}s  {text}")
