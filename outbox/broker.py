@@ -63,6 +63,7 @@ class EnvelopePublisher:
         self._tag = 0
         self._outstanding: set[int] = set()
         self._nacked = 0
+        self._nacked_from = 0
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -77,6 +78,7 @@ class EnvelopePublisher:
                 self._channel.events["basic_ack"].add(self._on_ack)
                 self._channel.events["basic_nack"].add(self._on_nack)
                 self._tag = 0
+                self._nacked_from = 0
                 self._outstanding.clear()
             else:
                 self._producer = Producer(self.connection.default_channel)
@@ -114,6 +116,9 @@ class EnvelopePublisher:
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._nacked += 1
+        # The lowest tag a nack covered: any batch at or after it has failed.
+        low = min(self._outstanding, default=delivery_tag) if multiple else delivery_tag
+        self._nacked_from = min(self._nacked_from or low, low)
         self._on_ack(delivery_tag, multiple)
 
     def _wait_until(self, outstanding_at_most: int) -> None:
@@ -138,23 +143,55 @@ class EnvelopePublisher:
         for envelope in envelopes:
             # Keep at most `window` unconfirmed: throughput of a pipeline, safety of confirms.
             self._wait_until(self.window - 1)
-            message = amqp.Message(
-                envelope.to_json(),
-                content_type=CONTENT_TYPE,
-                delivery_mode=2,
-                message_id=envelope.id,
-                correlation_id=envelope.correlation_id,
-                type=envelope.type,
-                app_id=envelope.origin,
-            )
-            self._tag += 1
-            self._outstanding.add(self._tag)
-            self._channel.basic_publish(message, self.exchange_name, envelope.routing_key)
+            self._send(envelope)
             count += 1
         self._wait_until(0)
         if self._nacked:
             raise PublishFailed(f"The broker nacked {self._nacked} of {count} messages.")
         return count
+
+    def publish_pipelined(self, envelopes: Iterable[Envelope]) -> int:
+        """Publish without waiting for the last confirms; return the last delivery tag.
+
+        RabbitMQ only (the caller checks `is_amqp`). Pair with `wait_confirmed(tag)`.
+        """
+        if not self.connected:
+            self.connect()
+        errors = connection_errors(self.connection)
+        try:
+            for envelope in envelopes:
+                self._wait_until(self.window - 1)
+                self._send(envelope)
+            return self._tag
+        except errors as exc:
+            self.close()
+            raise PublishFailed(f"Publishing to {self.safe_url} failed: {exc!r}") from exc
+
+    def wait_confirmed(self, tag: int) -> None:
+        """Return once every publish up to `tag` is confirmed; raise PublishFailed on a nack."""
+        errors = connection_errors(self.connection)
+        try:
+            while self._outstanding and min(self._outstanding) <= tag:
+                self.connection.connection.drain_events(timeout=self.timeout)
+        except errors as exc:
+            self.close()
+            raise PublishFailed(f"Confirms from {self.safe_url} failed: {exc!r}") from exc
+        if self._nacked_from and self._nacked_from <= tag:
+            raise PublishFailed(f"The broker nacked a message at or before delivery tag {tag}.")
+
+    def _send(self, envelope: Envelope) -> None:
+        message = amqp.Message(
+            envelope.to_json(),
+            content_type=CONTENT_TYPE,
+            delivery_mode=2,
+            message_id=envelope.id,
+            correlation_id=envelope.correlation_id,
+            type=envelope.type,
+            app_id=envelope.origin,
+        )
+        self._tag += 1
+        self._outstanding.add(self._tag)
+        self._channel.basic_publish(message, self.exchange_name, envelope.routing_key)
 
     def _publish_kombu(self, envelopes: Iterable[Envelope]) -> int:
         count = 0

@@ -17,10 +17,13 @@ Wakes on PostgreSQL NOTIFY `outbox_events` (sent by a trigger at commit), else p
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import random
 import select
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,29 +49,47 @@ def _claim(batch_size: int) -> list[OutboxEvent]:
     )
     if not rows or connection.vendor != "postgresql":
         return rows
-    # Per aggregate, only an unbroken run from its oldest pending row may go. SKIP LOCKED can
-    # leave holes (rows another relay holds): everything of that aggregate after a hole waits.
-    claimed = {row.id for row in rows}
-    keys = {(row.aggregate_type, row.aggregate_id) for row in rows}
     pending = (
         OutboxEvent.objects.filter(
             sent_at=None,
             id__lte=rows[-1].id,
-            aggregate_id__in={aggregate_id for _, aggregate_id in keys},
+            aggregate_id__in={row.aggregate_id for row in rows},
         )
         .order_by("id")
         .values_list("aggregate_type", "aggregate_id", "id")
     )
+    keep = _unbroken_runs(
+        claimed=[(row.aggregate_type, row.aggregate_id, row.id) for row in rows],
+        pending=pending,
+        ahead=set(),
+    )
+    return [row for row in rows if row.id in keep]
+
+
+def _unbroken_runs(*, claimed: list, pending, ahead: set[int]) -> set[int]:
+    """Return the claimed ids that may be published now, in order with their aggregate.
+
+    Per aggregate, only an unbroken run from its oldest pending row may go. SKIP LOCKED can
+    leave holes (rows another relay holds): everything of that aggregate after a hole waits.
+    Rows in `ahead` are already published by this relay on the same channel, so not holes.
+    """
+    claimed_ids = {row_id for _, _, row_id in claimed}
+    keys = {(aggregate_type, aggregate_id) for aggregate_type, aggregate_id, _ in claimed}
     blocked_from: dict[tuple[str, str], int] = {}
     for aggregate_type, aggregate_id, row_id in pending:
         key = (aggregate_type, aggregate_id)
-        if key in keys and key not in blocked_from and row_id not in claimed:
+        if (
+            key in keys
+            and key not in blocked_from
+            and row_id not in claimed_ids
+            and row_id not in ahead
+        ):
             blocked_from[key] = row_id
-    return [
-        row
-        for row in rows
-        if row.id < blocked_from.get((row.aggregate_type, row.aggregate_id), row.id + 1)
-    ]
+    return {
+        row_id
+        for aggregate_type, aggregate_id, row_id in claimed
+        if row_id < blocked_from.get((aggregate_type, aggregate_id), row_id + 1)
+    }
 
 
 def relay_batch(*, publisher: EnvelopePublisher, batch_size: int | None = None) -> int:
@@ -102,6 +123,8 @@ def relay_batch(*, publisher: EnvelopePublisher, batch_size: int | None = None) 
 
 def relay_drain(*, publisher: EnvelopePublisher, max_seconds: float | None = None) -> int:
     """Publish batches until nothing is pending (or `max_seconds` pass); return rows sent."""
+    if connection.vendor == "postgresql" and publisher.is_amqp:
+        return _PipelinedDrain(publisher).run(max_seconds=max_seconds)
     started = time.monotonic()
     total = 0
     while True:
@@ -109,6 +132,129 @@ def relay_drain(*, publisher: EnvelopePublisher, max_seconds: float | None = Non
         total += sent
         if not sent or (max_seconds and time.monotonic() - started > max_seconds):
             return total
+
+
+class _PipelinedDrain:
+    """Claim and publish batch k+1 while batch k's confirms are still on their way.
+
+    Each in-flight batch keeps its own transaction (and row locks) on its own connection and
+    commits, in order, only once the broker confirmed it. Rows of an in-flight batch are not
+    holes for the next one: they went first on the same channel. Any failure rolls back every
+    batch in flight, so a later batch is never marked sent before an earlier one.
+    PostgreSQL and RabbitMQ only; the ORM path above serves everything else.
+    """
+
+    DEPTH = 2
+
+    def __init__(self, publisher: EnvelopePublisher) -> None:
+        self.publisher = publisher
+        self.batch_size = int(setting("OUTBOX_RELAY_BATCH"))
+        self.table = connection.ops.quote_name(OutboxEvent._meta.db_table)
+        self.idle: list = []
+        self.inflight: deque[tuple[object, list[int], int]] = deque()
+        self.current = None  # claimed, not yet in flight
+
+    def _connection(self):
+        if self.idle:
+            return self.idle.pop()
+        raw = connection.get_new_connection(connection.get_connection_params())
+        raw.autocommit = False
+        with raw.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        raw.commit()
+        return raw
+
+    def _claim(self, raw) -> list[tuple[int, Envelope]]:
+        t = self.table
+        with raw.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, event_id, event_type, version, aggregate_type, aggregate_id, "  # noqa: S608
+                "sequence, occurred_at, origin, correlation_id, causation_id, payload "
+                f"FROM {t} WHERE sent_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                [self.batch_size],
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return []
+            cursor.execute(
+                f"SELECT aggregate_type, aggregate_id, id FROM {t} "  # noqa: S608
+                "WHERE sent_at IS NULL AND id <= %s AND aggregate_id = ANY(%s) ORDER BY id",
+                [rows[-1][0], list({row[5] for row in rows})],
+            )
+            pending = cursor.fetchall()
+        ahead = {row_id for _, ids, _ in self.inflight for row_id in ids}
+        keep = _unbroken_runs(
+            claimed=[(row[4], row[5], row[0]) for row in rows], pending=pending, ahead=ahead
+        )
+        return [
+            (row[0], Envelope(
+                id=str(row[1]), type=row[2], version=row[3], aggregate_type=row[4],
+                aggregate_id=row[5], sequence=row[6], occurred_at=row[7].isoformat(),
+                origin=row[8], correlation_id=row[9], causation_id=row[10],
+                # Django's connections hand jsonb back as text; decode it either way.
+                payload=json.loads(row[11]) if isinstance(row[11], str) else row[11],
+            ))
+            for row in rows
+            if row[0] in keep
+        ]  # fmt: skip
+
+    def _finish_oldest(self) -> int:
+        raw, ids, tag = self.inflight.popleft()
+        self.publisher.wait_confirmed(tag)
+        with raw.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {self.table} SET sent_at = clock_timestamp(), "  # noqa: S608
+                "publish_attempts = publish_attempts + 1 WHERE id = ANY(%s)",
+                [ids],
+            )
+        raw.commit()
+        self.idle.append(raw)
+        return len(ids)
+
+    def run(self, *, max_seconds: float | None) -> int:
+        started = time.monotonic()
+        total = 0
+        try:
+            while True:
+                if len(self.inflight) >= self.DEPTH:
+                    total += self._finish_oldest()
+                raw = self.current = self._connection()
+                claimed = self._claim(raw)
+                if not claimed:
+                    raw.rollback()
+                    self.idle.append(raw)
+                    self.current = None
+                    while self.inflight:
+                        total += self._finish_oldest()
+                    return total
+                tag = self.publisher.publish_pipelined(envelope for _, envelope in claimed)
+                self.inflight.append((raw, [row_id for row_id, _ in claimed], tag))
+                self.current = None
+                if max_seconds and time.monotonic() - started > max_seconds:
+                    while self.inflight:
+                        total += self._finish_oldest()
+                    return total
+        except BaseException as exc:
+            failed = [ids for _, ids, _ in self.inflight]
+            open_ones = [raw for raw, _, _ in self.inflight] + [self.current] * bool(self.current)
+            for raw in open_ones:
+                with contextlib.suppress(Exception):
+                    raw.rollback()
+                self.idle.append(raw)
+            self.inflight.clear()
+            self.current = None
+            if isinstance(exc, PublishFailed):
+                self.publisher.close()  # a fresh channel: no stale confirms or nacks
+                ids = [row_id for batch in failed for row_id in batch]
+                OutboxEvent.objects.filter(id__in=ids, sent_at=None).update(
+                    publish_attempts=F("publish_attempts") + 1, last_error=str(exc)[:2000]
+                )
+            raise
+        finally:
+            for raw in self.idle:
+                with contextlib.suppress(Exception):
+                    raw.close()
+            self.idle.clear()
 
 
 def outbox_cleanup(*, now=None) -> dict[str, int]:
