@@ -12,6 +12,7 @@ field for field; the writer validates them and fails loudly on any drift.
 | `order.placed`      | order (uuid)   | `orders.services.order_create`               |
 | `order.cancelled`   | order (uuid)   | `orders.services.order_cancel`               |
 | `order.paid`        | order (uuid)   | `payments.services.payment_create` (success) |
+| `order.shipped`     | order (uuid)   | `orders.services.order_ship`                 |
 | `payment.succeeded` | payment (uuid) | `payments.services.payment_create`           |
 | `payment.failed`    | payment (uuid) | `payments.services.payment_create` (declined)|
 | `payment.refunded`  | payment (uuid) | `payments.services.payment_refund`           |
@@ -110,6 +111,23 @@ def order_cancelled_publish(*, order: Order) -> OutboxEvent:
             "total": _money(order.total),
             "currency": order.currency,
             "cancelled_at": order.updated_at,
+        },
+    )
+
+
+def order_shipped_publish(*, order: Order) -> OutboxEvent:
+    """Record `order.shipped` for a paid order just moved to shipped."""
+    return outbox.publish(
+        event_type="order.shipped",
+        aggregate_type="order",
+        aggregate_id=str(order.pk),
+        payload={
+            "order_id": order.pk,
+            "user_id": order.user_id,
+            "status": order.status,
+            "total": _money(order.total),
+            "currency": order.currency,
+            "shipped_at": order.updated_at,
         },
     )
 

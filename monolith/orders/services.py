@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
-from monolith.events import order_cancelled_publish, order_placed_publish
+from monolith.events import order_cancelled_publish, order_placed_publish, order_shipped_publish
 from service_kit.errors import DomainError, NotFound
 
 from . import tasks
@@ -130,7 +130,12 @@ def order_cancel(*, order_id: uuid.UUID | str, user) -> Order:
 
 
 def order_ship(*, order_id: uuid.UUID | str) -> Order:
-    """Mark a paid order as shipped (a staff action: the caller checks who may do it)."""
+    """Mark a paid order as shipped and announce it (a staff action: the caller checks who may).
+
+    `order.shipped` is what tells the payments service that the order can no longer be refunded.
+    """
     with transaction.atomic():
         order = order_lock(order_id=order_id)
-        return order_transition(order=order, to=OrderStatus.SHIPPED)
+        order_transition(order=order, to=OrderStatus.SHIPPED)
+        order_shipped_publish(order=order)
+    return order

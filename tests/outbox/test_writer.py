@@ -177,6 +177,14 @@ SAMPLES = {
         "currency": "EUR",
         "cancelled_at": "2026-01-01T10:00:00Z",
     },
+    "order.shipped": {
+        "order_id": str(uuid.uuid4()),
+        "user_id": 7,
+        "status": "shipped",
+        "total": "20.00",
+        "currency": "EUR",
+        "shipped_at": "2026-01-01T11:00:00Z",
+    },
     "order.paid": {
         "order_id": str(uuid.uuid4()),
         "user_id": 7,

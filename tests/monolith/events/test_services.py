@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from monolith.orders.services import order_cancel, order_create
+from monolith.orders.services import order_cancel, order_create, order_ship
 from monolith.payments.services import payment_create, payment_refund
 from monolith.users.services import user_register, user_update
 from outbox.models import OutboxEvent
@@ -124,6 +124,28 @@ def test_a_refused_cancel_writes_no_event(user, make_user):
         order_cancel(order_id=order.pk, user=user)  # already cancelled: 409
 
     assert types(events("order", order.pk)) == ["order.placed", "order.cancelled"]
+
+
+def test_shipping_a_paid_order_writes_order_shipped_as_its_third_event(user):
+    order = order_create(user=user, items=ITEMS)
+    _pay(user, order)
+    order_ship(order_id=order.pk)
+
+    rows = events("order", order.pk)
+    assert types(rows) == ["order.placed", "order.paid", "order.shipped"]
+    assert [r.sequence for r in rows] == [1, 2, 3]
+    assert rows[2].payload["status"] == "shipped"
+    assert (rows[2].payload["total"], rows[2].payload["user_id"]) == ("25.00", user.pk)
+    assert_valid(rows[2])
+
+
+def test_a_refused_ship_writes_no_event(user):
+    order = order_create(user=user, items=ITEMS)
+
+    with pytest.raises(Exception, match="pending"):
+        order_ship(order_id=order.pk)  # not paid yet: 409
+
+    assert types(events("order", order.pk)) == ["order.placed"]
 
 
 def test_a_successful_payment_writes_payment_succeeded_then_order_paid_caused_by_it(user):
