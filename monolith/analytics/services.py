@@ -23,6 +23,7 @@ COUNTED: dict[str, tuple[tuple[str, str], ...]] = {
     "order.placed": (("order", "pending"),),
     "order.paid": (("order", "paid"),),
     "order.cancelled": (("order", "cancelled"),),
+    "order.shipped": (("order", "shipped"),),
     "payment.succeeded": (("payment", "succeeded"),),
     "payment.failed": (("payment", "failed"),),
     "payment.refunded": (("payment", "refunded"), ("order", "refunded")),

@@ -16,6 +16,7 @@ EVENT_TYPES = (
     "order.placed",
     "order.paid",
     "order.cancelled",
+    "order.shipped",
     "payment.succeeded",
     "payment.failed",
     "payment.refunded",

@@ -55,6 +55,9 @@ MESSAGES: dict[str, Callable[[dict], Message]] = {
         "Order {short} cancelled",
         "Your order {order_id} of {money} was cancelled; nothing was charged.",
     ),
+    "order.shipped": _order(
+        "Order {short} shipped", "Your order {order_id} of {money} is on its way."
+    ),
     "payment.succeeded": _payment(
         "Payment received", "We charged {money} to your card ending {card_last4} for order {short}."
     ),

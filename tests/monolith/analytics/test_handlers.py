@@ -14,7 +14,7 @@ from monolith.analytics.models import DailyStatusTotal
 from monolith.analytics.services import daily_total_add
 from outbox.inbox import Outcome, event_apply
 from outbox.registry import registry
-from tests.monolith.events.builders import DECLINE_CARD, envelopes, pay, place, refund
+from tests.monolith.events.builders import DECLINE_CARD, envelopes, pay, place, refund, ship
 
 CONSUMER = "analytics"
 
@@ -51,6 +51,22 @@ def test_place_pay_refund_moves_each_status_total_once(user):
     }
     assert {r.day for r in DailyStatusTotal.objects.all()} == {
         date.fromisoformat(envelopes()[0].occurred_at[:10])
+    }
+
+
+@pytest.mark.django_db
+def test_place_pay_ship_counts_the_order_shipped_once(user):
+    ship(pay(user, place(user)).order)
+
+    for envelope in envelopes():
+        assert consume(envelope) == Outcome.APPLIED
+
+    money = Decimal("25.00")
+    assert totals() == {
+        ("order", "pending", "EUR"): (1, money),
+        ("order", "paid", "EUR"): (1, money),
+        ("order", "shipped", "EUR"): (1, money),
+        ("payment", "succeeded", "EUR"): (1, money),
     }
 
 

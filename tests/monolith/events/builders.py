@@ -34,6 +34,12 @@ def pay(user, order, card: str = SUCCEED_CARD, key: str | None = None):
     ).payment  # fmt: skip
 
 
+def ship(order):
+    from monolith.orders.services import order_ship
+
+    return order_ship(order_id=order.pk)
+
+
 def refund(user, payment):
     from monolith.payments.services import payment_refund
 

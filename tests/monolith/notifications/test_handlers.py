@@ -14,7 +14,7 @@ from monolith.notifications.services import notifications_deliver_pending
 from outbox.inbox import Outcome, event_apply
 from outbox.models import InboxEvent
 from outbox.registry import Subscription, registry
-from tests.monolith.events.builders import DECLINE_CARD, envelopes, pay, place, refund
+from tests.monolith.events.builders import DECLINE_CARD, envelopes, pay, place, refund, ship
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,7 @@ def test_subscriber_is_bound_to_every_order_and_payment_event():
 
     assert registry.binding_keys(CONSUMER) == ["order.#", "payment.#"]
     for event_type in (
-        "order.placed", "order.paid", "order.cancelled",
+        "order.placed", "order.paid", "order.cancelled", "order.shipped",
         "payment.succeeded", "payment.failed", "payment.refunded",
     ):  # fmt: skip
         assert registry.matching(CONSUMER, event_type), event_type
@@ -70,6 +70,29 @@ def test_order_paid_emails_the_customer_once(user, django_capture_on_commit_call
     [notification] = Notification.objects.all()
     assert (notification.channel, notification.status) == ("email", "sent")
     assert str(notification.event_id) == paid.id
+
+
+def test_order_shipped_tells_the_customer_by_email_only(
+    user, sms_file, django_capture_on_commit_callbacks
+):
+    NotificationPreference.objects.create(user=user, sms_phone="+4915112345678")
+    order = ship(pay(user, place(user)).order)
+    *before, shipped = envelopes()
+    for envelope in before:  # placed, paid (and the payment's own): the order's sequence
+        deliver(envelope, django_capture_on_commit_callbacks)
+    sms_file.unlink(missing_ok=True)
+    mail.outbox.clear()
+
+    assert shipped.type == "order.shipped"
+    assert deliver(shipped, django_capture_on_commit_callbacks) == Outcome.APPLIED
+
+    [email] = mail.outbox
+    assert email.to == [user.email]
+    assert email.subject == f"Order {str(order.pk).split('-')[0]} shipped"
+    assert "25.00 EUR is on its way" in email.body
+    assert not sms_file.exists()
+    [notification] = Notification.objects.filter(event_id=shipped.id)
+    assert (notification.channel, str(notification.event_id)) == ("email", shipped.id)
 
 
 def test_a_redelivered_event_sends_nothing_more(user, django_capture_on_commit_callbacks):
