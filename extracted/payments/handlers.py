@@ -5,6 +5,7 @@
 | `order.placed`      | orders owner | the order enters the replica as pending            |
 | `order.cancelled`   | orders owner | the replica moves pending -> cancelled             |
 | `order.paid`        | orders owner | the replica moves pending -> paid                  |
+| `order.shipped`     | orders owner | the replica moves paid -> shipped: no more refunds |
 | `payment.succeeded` | monolith   | the payment is upserted by id; the order is paid    |
 | `payment.failed`    | monolith   | the payment is upserted by id                       |
 | `payment.refunded`  | monolith   | the payment moves to refunded; the order too        |
@@ -54,6 +55,12 @@ def order_cancelled_apply(event: Envelope) -> None:
 def order_paid_apply(event: Envelope) -> None:
     """Record that the owner marked the order paid (by either half's payment)."""
     _order_event_apply(event, OrderStatus.PAID)
+
+
+@handler("order.shipped", consumer=CONSUMER)
+def order_shipped_apply(event: Envelope) -> None:
+    """Record that the order shipped, so its payment can no longer be refunded."""
+    _order_event_apply(event, OrderStatus.SHIPPED)
 
 
 @handler("payment.succeeded", consumer=CONSUMER)

@@ -2,7 +2,8 @@
 
 Users and orders belong to other halves; they appear here only by id (`user_id`, `order_id`),
 never as foreign keys. `OrderReplica` is this service's read model of orders, fed by
-`order.placed` / `order.cancelled` / `order.paid` and by asking the orders owner directly.
+`order.placed` / `order.cancelled` / `order.paid` / `order.shipped` and by asking the orders
+owner directly.
 """
 
 from __future__ import annotations

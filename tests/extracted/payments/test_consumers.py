@@ -119,6 +119,52 @@ def test_order_cancelled_stops_the_order_being_payable(client_for, pay):
     assert response.json()["from"] == "cancelled"
 
 
+def _order_event(event_type, order_id, *, sequence, **extra):
+    status = event_type.split(".")[1]
+    payload = {
+        "order_id": str(order_id),
+        "user_id": USER,
+        "status": status,
+        "total": "30.00",
+        "currency": "EUR",
+        f"{status}_at": timezone.now().isoformat(),
+    }
+    return _envelope(event_type, payload | extra, aggregate_id=order_id, sequence=sequence)
+
+
+def test_order_shipped_moves_the_replica_on_and_its_payment_can_no_longer_be_refunded(
+    client_for, provider
+):
+    order_id, payment_id = uuid.uuid4(), uuid.uuid4()
+    _apply(_order_placed(order_id))
+    _apply(_payment_event("payment.succeeded", payment_id, order_id))
+    _apply(_order_event("order.paid", order_id, sequence=2, payment_id=str(payment_id)))
+
+    assert _apply(_order_event("order.shipped", order_id, sequence=3)) == Outcome.APPLIED
+    assert OrderReplica.objects.get().status == "shipped"
+    response = client_for(USER).post(f"/api/payments/{payment_id}/refund/")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "invalid_transition",
+        "detail": "Cannot move order from 'shipped' to 'refunded'.",
+        "from": "shipped",
+        "to": "refunded",
+    }
+    assert provider.refunds == []
+    assert Payment.objects.get().status == "succeeded"
+
+
+def test_a_late_order_shipped_never_undoes_a_refund():
+    order_id = uuid.uuid4()
+    _apply(_order_placed(order_id))
+    OrderReplica.objects.filter(pk=order_id).update(status="refunded")
+
+    assert _apply(_order_event("order.shipped", order_id, sequence=2)) == Outcome.APPLIED
+
+    assert OrderReplica.objects.get().status == "refunded"
+
+
 def test_monolith_payment_events_upsert_the_payment_and_move_the_replica():
     order_id, payment_id = uuid.uuid4(), uuid.uuid4()
     _apply(_order_placed(order_id))
