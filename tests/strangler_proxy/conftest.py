@@ -1,6 +1,7 @@
 """Real sockets for the proxy tests: upstream aiohttp servers and a gateway, all on port 0.
 
-pytest-asyncio is not a dependency; each async test runs in its own loop through `aio`.
+pytest-asyncio is not a dependency; each async test runs in its own loop through `aio`: uvloop,
+as the proxy itself uses when installed (STRANGLER_TEST_LOOP=asyncio: the stock loop).
 """
 
 from __future__ import annotations
@@ -29,9 +30,20 @@ def aio(test: Callable) -> Callable:
 
     @functools.wraps(test)
     def run(*args, **kwargs):
-        return asyncio.run(asyncio.wait_for(test(*args, **kwargs), 60))
+        if os.environ.get("STRANGLER_TEST_LOOP") == "asyncio":
+            return asyncio.run(asyncio.wait_for(test(*args, **kwargs), 60))
+        # The proxy runs on uvloop when it is installed: test on the loop it runs on.
+        return _loop_runner()(asyncio.wait_for(test(*args, **kwargs), 60))
 
     return run
+
+
+def _loop_runner():
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
 
 
 @contextlib.asynccontextmanager
