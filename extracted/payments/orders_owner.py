@@ -2,7 +2,8 @@
 
 `GET {STRANGLER_ORDERS_URL}/api/orders/{id}/` with the caller's own credentials forwarded
 (`Authorization`, `X-Strangler-Identity`, `X-Request-ID`), so the owner applies its own rule:
-someone else's order does not exist. Used only when the replica has not heard of an order yet.
+someone else's order does not exist. Asked before every charge and refund, so money never moves
+on a replica that has not heard yet of a cancel or a shipment (`replicas.order_replica_refresh`).
 """
 
 from __future__ import annotations

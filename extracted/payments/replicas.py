@@ -4,10 +4,13 @@ Every write goes through `order_replica_apply`, which inserts an unknown order a
 moves it forward along the state machine (`order_states`), so sources may arrive in any order
 (an `order.placed` after the service already marked the order paid changes nothing).
 
-An order the replica does not know yet (its `order.placed` is still in flight) is resolved by
-`order_replica_resolve`: first ask the owner synchronously with the caller's credentials (fast,
-authoritative, and it answers 404 for an order that really does not exist or is not the caller's);
-if the owner cannot be asked, wait for the event a bounded time (`STRANGLER_ORDER_REPLICA_WAIT_MS`).
+Events lag: a client that cancels an order on the monolith and pays it on this service a moment
+later would find the replica still pending. So before money moves (a charge or a refund) the
+service asks the owner for the order's current status with the caller's credentials
+(`order_replica_confirm`, `order_replica_refresh`) and moves the replica forward to it; the owner
+also answers 404 for an order that does not exist or is not the caller's. Only when the owner
+cannot be asked does the replica decide alone, after a bounded wait
+(`STRANGLER_ORDER_REPLICA_WAIT_MS`) for an order it has not heard of at all.
 """
 
 from __future__ import annotations
@@ -68,29 +71,23 @@ def order_replica_apply(
     return replica
 
 
-def order_replica_resolve(
-    *, order_id: uuid.UUID, user_id: int, headers: Mapping[str, str]
-) -> DomainError | None:
-    """Make sure the replica knows `order_id`; return the error to raise if it cannot.
+def order_replica_refresh(
+    *, order_id: uuid.UUID | str, user_id: int, headers: Mapping[str, str]
+) -> bool | None:
+    """Move the replica forward to the owner's current status of the caller's order.
 
-    Returns None when the order is (now) replicated, NotFound when its owner says it does not
-    exist for this caller, OrdersUnavailable when the owner cannot be asked and no event came
-    within the wait. Runs outside any transaction, so a consumer can commit the event meanwhile.
+    Returns True when the owner answered (the replica now holds at least its status), False when
+    the owner says the order does not exist for this caller, None when it could not be asked
+    (the replica, whatever it holds, is all there is). Call outside any transaction: the
+    owner is asked over HTTP and no lock may be held meanwhile.
     """
-    if OrderReplica.objects.filter(pk=order_id).exists():
-        return None
     try:
         owned = order_fetch(order_id=order_id, headers=headers)
     except OrdersOwnerUnavailable as exc:
-        if order_replica_wait(order_id=order_id):
-            return None
-        wait_ms = settings.STRANGLER_ORDER_REPLICA_WAIT_MS
-        return OrdersUnavailable(
-            f"Order {order_id} is not known here yet, its owner could not be asked ({exc}) and "
-            f"no order.placed arrived within {wait_ms} ms; retry with the same Idempotency-Key."
-        )
+        logger.warning("order %s: owner not asked (%s); deciding on the replica", order_id, exc)
+        return None
     if owned is None:
-        return NotFound(f"Order {order_id} does not exist.")
+        return False
     order_replica_apply(
         order_id=owned.order_id,
         user_id=user_id,
@@ -99,7 +96,31 @@ def order_replica_resolve(
         currency=owned.currency,
         source=ReplicaSource.OWNER,
     )
-    return None
+    return True
+
+
+def order_replica_confirm(
+    *, order_id: uuid.UUID, user_id: int, headers: Mapping[str, str]
+) -> DomainError | None:
+    """Bring the replica up to what the owner says of `order_id` now; return the error to raise.
+
+    Returns None when the replica holds the owner's current status (or, the owner being
+    unreachable, holds the order at all, perhaps after a bounded wait for its `order.placed`),
+    NotFound when the owner says the order does not exist for this caller, OrdersUnavailable
+    when the owner cannot be asked and the order never reached the replica within the wait.
+    """
+    known = order_replica_refresh(order_id=order_id, user_id=user_id, headers=headers)
+    if known is False:
+        return NotFound(f"Order {order_id} does not exist.")
+    if known or OrderReplica.objects.filter(pk=order_id).exists():
+        return None
+    if order_replica_wait(order_id=order_id):
+        return None
+    wait_ms = settings.STRANGLER_ORDER_REPLICA_WAIT_MS
+    return OrdersUnavailable(
+        f"Order {order_id} is not known here yet, its owner could not be asked and no "
+        f"order.placed arrived within {wait_ms} ms; retry with the same Idempotency-Key."
+    )
 
 
 def order_replica_wait(*, order_id: uuid.UUID) -> bool:

@@ -9,10 +9,16 @@ Locking, in the order every path takes its locks (so two paths never deadlock):
    the second sees the order paid and gets 409.
 3. the `Payment` row (inserted, or locked FOR UPDATE for a refund).
 
-Before any lock, an order the replica has never heard of is resolved (owner asked, or a bounded
-wait for its `order.placed`; see `replicas`). The provider is called while the order replica is
-locked; the partial unique constraint `payments_service_one_success_per_order` stands behind the
-lock. Stored for replay: 201 and 402. Not stored: 404, 409, 422, 502, 503, 504 (rolled back).
+Before any lock, the orders owner is asked for the order's current status and the replica moved
+forward to it (`replicas.order_replica_confirm`), so an order cancelled on the monolith a moment
+ago is refused here even if `order.cancelled` is still in flight; a refund likewise learns of a
+shipment. Only when the owner cannot be asked does the replica decide alone (with a bounded wait
+for an order it has never heard of). The window left: the order changes on the owner between its
+answer and this commit (a cancel racing a payment across the halves); the monolith's consumer
+then records the payment against the cancelled order, logs it, and reconcile and the order
+status show it. The provider is called while the order replica is locked; the partial unique
+constraint `payments_service_one_success_per_order` stands behind the lock. Stored for replay:
+201 and 402. Not stored: 404, 409, 422, 502, 503, 504 (rolled back).
 The charge `reference` is derived from (user, order, key) exactly as the monolith derives it, so
 a retry that lands on the other half is still the same charge at a real provider.
 
@@ -29,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
@@ -54,7 +61,7 @@ from .models import (
     ReplicaSource,
 )
 from .order_states import can_transition
-from .replicas import order_replica_resolve
+from .replicas import order_replica_confirm, order_replica_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -84,9 +91,9 @@ def payment_create(
     recorded, the order stays pending); both are stored and replayed for the same key. Raises
     NotFound (404), OrderNotPending (409), IdempotencyMismatch (422), ProviderFailed (502),
     OrdersUnavailable (503) or ProviderTimedOut (504); after a raise nothing is stored.
-    `headers` are the caller's, forwarded to the orders owner if the order is not replicated.
+    `headers` are the caller's, forwarded to the orders owner when confirming the order's status.
     """
-    unresolved = order_replica_resolve(order_id=order_id, user_id=user_id, headers=headers or {})
+    unresolved = order_replica_confirm(order_id=order_id, user_id=user_id, headers=headers or {})
     with transaction.atomic():
         record, _ = IdempotencyRecord.objects.select_for_update().get_or_create(
             user_id=user_id,
@@ -157,21 +164,28 @@ def payment_create(
     return PaymentAttempt(status_code=status_code, body=body, payment=payment)
 
 
-def payment_refund(*, user_id: int, payment_id: uuid.UUID | str) -> Payment:
+def payment_refund(
+    *, user_id: int, payment_id: uuid.UUID | str, headers: Mapping[str, str] | None = None
+) -> Payment:
     """Refund the user's succeeded payment in full, and mark its paid order refunded.
 
     Raises NotFound (404), InvalidTransition (409) when the payment did not succeed or the order
-    is not paid, ProviderTimedOut (504) or ProviderFailed (502); on any error nothing changes.
+    is not paid (e.g. shipped), ProviderTimedOut (504) or ProviderFailed (502); on any error
+    nothing changes. `headers` are the caller's, forwarded to the orders owner to learn the
+    order's current status (a shipment whose `order.shipped` is still in flight) before refunding.
     """
+    try:
+        order_id = (
+            Payment.objects.filter(user_id=user_id)
+            .values_list("order_id", flat=True)
+            .get(pk=payment_id)
+        )
+    except (Payment.DoesNotExist, ValueError, TypeError, DjangoValidationError):
+        raise NotFound(f"Payment {payment_id} does not exist.") from None
+    # Whatever the owner says (or if it cannot be asked), the checks below decide on the
+    # replica; asking first only makes it current. A payment's order never changes.
+    order_replica_refresh(order_id=order_id, user_id=user_id, headers=headers or {})
     with transaction.atomic():
-        try:
-            order_id = (
-                Payment.objects.filter(user_id=user_id)
-                .values_list("order_id", flat=True)
-                .get(pk=payment_id)
-            )
-        except (Payment.DoesNotExist, ValueError, TypeError):
-            raise NotFound(f"Payment {payment_id} does not exist.") from None
         # Order first, then payment: the same order payment_create takes its locks in.
         order = OrderReplica.objects.select_for_update().filter(pk=order_id).first()
         payment = Payment.objects.select_for_update().get(pk=payment_id)

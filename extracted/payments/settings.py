@@ -6,7 +6,7 @@
 | `MONOLITH_DATABASE_URL` | (unset) | the monolith's database, read only, for backfill/reconcile |
 | `BROKER_URL` | `filesystem://` under var | where its outbox publishes and its consumer reads |
 | `STRANGLER_IDENTITY_SECRET` | (unset: every request is 401) | HMAC key shared with the proxy |
-| `STRANGLER_ORDERS_URL` | `http://127.0.0.1:8001` | the orders owner, asked about unknown orders |
+| `STRANGLER_ORDERS_URL` | `http://127.0.0.1:8001` | orders owner, asked before money moves |
 | `STRANGLER_ORDERS_TIMEOUT_S` | `2.0` | patience with the orders owner |
 | `STRANGLER_ORDER_REPLICA_WAIT_MS` | `1500` | wait for an in-flight `order.placed` |
 | `STRANGLER_PAYMENT_PROVIDER` | `service_kit.payment_provider.SimulatedProvider` | provider class |

@@ -148,5 +148,7 @@ class PaymentRefundView(APIView):
         },
     )
     def post(self, request: Request, payment_id: uuid.UUID) -> Response:
-        payment = payment_refund(user_id=request.user.pk, payment_id=payment_id)
+        payment = payment_refund(
+            user_id=request.user.pk, payment_id=payment_id, headers=request.headers
+        )
         return Response(PaymentSerializer(payment).data)

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.db import connection
 
-from extracted.payments.models import OrderReplica
+from extracted.payments.models import OrderReplica, Payment
 from extracted.payments.replicas import order_replica_apply
 from strangler_proxy.identity import HEADER
 
@@ -136,3 +136,119 @@ def test_a_late_order_placed_never_moves_the_replica_back(make_order, user_id):
 
     order.refresh_from_db()
     assert order.status == "paid"
+
+
+def test_an_order_the_owner_cancelled_is_never_charged_though_its_event_is_in_flight(
+    auth_client, pay, owner, provider, order
+):
+    owner.orders[str(order.pk)] = _owned(order.pk, status="cancelled", total="25.00")
+
+    response = pay(auth_client, order.pk)
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "invalid_transition",
+        "detail": f"Order {order.pk} is 'cancelled', not 'pending': only a pending order can be "
+        "paid.",
+        "from": "cancelled",
+        "to": "paid",
+    }
+    assert provider.charges == []
+    assert not Payment.objects.exists()
+    order.refresh_from_db()
+    assert (order.status, order.source) == ("cancelled", "owner")
+
+
+def test_the_owner_is_asked_as_the_caller_even_for_an_order_the_replica_knows(
+    auth_client, owner, order
+):
+    owner.orders[str(order.pk)] = _owned(order.pk, total="25.00")
+
+    response = auth_client.post(
+        "/api/payments/",
+        {"order_id": str(order.pk), "card_number": "4242424242424242"},
+        format="json",
+        headers={"Idempotency-Key": "k", "Authorization": "Bearer tok", "X-Request-ID": "r-1"},
+    )
+
+    assert response.status_code == 201, response.json()
+    [seen] = owner.seen
+    assert (seen["Authorization"], seen["X-Request-ID"]) == ("Bearer tok", "r-1")
+    assert seen[HEADER]
+
+
+def test_an_owner_still_saying_pending_never_moves_a_paid_replica_back(
+    auth_client, pay, owner, provider, make_order, user_id
+):
+    order = make_order(user_id, status="paid")  # paid here a moment ago; the owner lags
+    owner.orders[str(order.pk)] = _owned(order.pk, status="pending", total="25.00")
+
+    response = pay(auth_client, order.pk)
+
+    assert response.status_code == 409
+    assert response.json()["from"] == "paid"
+    assert provider.charges == []
+    order.refresh_from_db()
+    assert order.status == "paid"
+
+
+def test_an_order_the_owner_says_is_not_the_callers_is_a_404_even_if_replicated(
+    auth_client, pay, owner, provider, order
+):
+    response = pay(auth_client, order.pk)  # the fake owner knows no order: 404
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert provider.charges == []
+
+
+def test_when_the_owner_cannot_be_asked_the_replica_decides(
+    auth_client, pay, owner, provider, order
+):
+    owner.status = 503
+
+    response = pay(auth_client, order.pk)
+
+    assert response.status_code == 201, response.json()
+    assert len(provider.charges) == 1
+
+
+def _paid_by_service(auth_client, pay, owner, order):
+    owner.orders[str(order.pk)] = _owned(order.pk, total="25.00")
+    payment = pay(auth_client, order.pk).json()
+    owner.orders[str(order.pk)] = _owned(order.pk, status="paid", total="25.00")
+    return payment
+
+
+def test_a_refund_of_an_order_the_owner_shipped_is_refused_though_its_event_is_in_flight(
+    auth_client, pay, owner, provider, order
+):
+    payment = _paid_by_service(auth_client, pay, owner, order)
+    owner.orders[str(order.pk)] = _owned(order.pk, status="shipped", total="25.00")
+
+    response = auth_client.post(f"/api/payments/{payment['id']}/refund/")
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "invalid_transition",
+        "detail": "Cannot move order from 'shipped' to 'refunded'.",
+        "from": "shipped",
+        "to": "refunded",
+    }
+    assert provider.refunds == []
+    assert Payment.objects.get().status == "succeeded"
+    order.refresh_from_db()
+    assert order.status == "shipped"
+
+
+def test_a_refund_goes_ahead_on_the_replica_when_the_owner_cannot_be_asked(
+    auth_client, pay, owner, provider, order
+):
+    payment = _paid_by_service(auth_client, pay, owner, order)
+    owner.status = 502
+
+    response = auth_client.post(f"/api/payments/{payment['id']}/refund/")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "refunded"
+    assert len(provider.refunds) == 1
