@@ -182,7 +182,11 @@ def payment_failed_publish(*, payment: Payment) -> OutboxEvent:
         aggregate_type="payment",
         aggregate_id=str(payment.pk),
         payload=_payment_payload(payment)
-        | {"failure_reason": payment.failure_reason, "created_at": payment.created_at},
+        | {
+            "failure_reason": payment.failure_reason,
+            "provider_reference": payment.provider_reference,
+            "created_at": payment.created_at,
+        },
     )
 
 

@@ -177,6 +177,8 @@ def test_a_declined_payment_writes_payment_failed_and_leaves_the_order_alone(use
     assert failed.event_type == "payment.failed"
     assert failed.payload["status"] == "failed"
     assert failed.payload["failure_reason"] == attempt.payment.failure_reason != ""
+    # The other half's copy of a declined payment must reconcile exactly, reference included.
+    assert failed.payload["provider_reference"] == attempt.payment.provider_reference != ""
     assert_valid(failed)
     assert types(events("order", order.pk)) == ["order.placed"]
 
