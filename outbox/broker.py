@@ -61,7 +61,9 @@ class EnvelopePublisher:
         self._channel = None
         self._producer: Producer | None = None
         self._tag = 0
-        self._outstanding: set[int] = set()
+        # Confirmed: every tag <= _floor, plus the few acked out of order above it.
+        self._floor = 0
+        self._above: set[int] = set()
         self._nacked = 0
         self._nacked_from = 0
 
@@ -79,7 +81,8 @@ class EnvelopePublisher:
                 self._channel.events["basic_nack"].add(self._on_nack)
                 self._tag = 0
                 self._nacked_from = 0
-                self._outstanding.clear()
+                self._floor = 0
+                self._above.clear()
             else:
                 self._producer = Producer(self.connection.default_channel)
         except errors as exc:
@@ -109,20 +112,29 @@ class EnvelopePublisher:
 
     # ------------------------------------------------------------------ confirms
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        # O(1) per ack: RabbitMQ mostly acks in order, often `multiple`, so a floor suffices.
         if multiple:
-            self._outstanding = {t for t in self._outstanding if t > delivery_tag}
-        else:
-            self._outstanding.discard(delivery_tag)
+            if delivery_tag > self._floor:
+                self._floor = delivery_tag
+                self._above = {t for t in self._above if t > delivery_tag}
+        elif delivery_tag > self._floor:
+            self._above.add(delivery_tag)
+        while self._floor + 1 in self._above:
+            self._floor += 1
+            self._above.discard(self._floor)
 
     def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
         self._nacked += 1
         # The lowest tag a nack covered: any batch at or after it has failed.
-        low = min(self._outstanding, default=delivery_tag) if multiple else delivery_tag
+        low = self._floor + 1 if multiple else delivery_tag
         self._nacked_from = min(self._nacked_from or low, low)
         self._on_ack(delivery_tag, multiple)
 
+    def _outstanding_count(self) -> int:
+        return self._tag - self._floor - len(self._above)
+
     def _wait_until(self, outstanding_at_most: int) -> None:
-        while len(self._outstanding) > outstanding_at_most:
+        while self._outstanding_count() > outstanding_at_most:
             self.connection.connection.drain_events(timeout=self.timeout)
 
     # ------------------------------------------------------------------ publishing
@@ -150,8 +162,9 @@ class EnvelopePublisher:
             raise PublishFailed(f"The broker nacked {self._nacked} of {count} messages.")
         return count
 
-    def publish_pipelined(self, envelopes: Iterable[Envelope]) -> int:
-        """Publish without waiting for the last confirms; return the last delivery tag.
+    def publish_pipelined(self, messages: Iterable[tuple[str, bytes, str, str]]) -> int:
+        """Publish ready-made (event type, JSON body, event id, origin) messages without waiting
+        for the last confirms; return the last delivery tag.
 
         RabbitMQ only (the caller checks `is_amqp`). Pair with `wait_confirmed(tag)`.
         """
@@ -159,9 +172,18 @@ class EnvelopePublisher:
             self.connect()
         errors = connection_errors(self.connection)
         try:
-            for envelope in envelopes:
+            for event_type, body, event_id, origin in messages:
                 self._wait_until(self.window - 1)
-                self._send(envelope)
+                message = amqp.Message(
+                    body,
+                    content_type=CONTENT_TYPE,
+                    delivery_mode=2,
+                    message_id=event_id,
+                    type=event_type,
+                    app_id=origin,
+                )
+                self._tag += 1
+                self._channel.basic_publish(message, self.exchange_name, event_type)
             return self._tag
         except errors as exc:
             self.close()
@@ -171,7 +193,7 @@ class EnvelopePublisher:
         """Return once every publish up to `tag` is confirmed; raise PublishFailed on a nack."""
         errors = connection_errors(self.connection)
         try:
-            while self._outstanding and min(self._outstanding) <= tag:
+            while self._floor < tag:
                 self.connection.connection.drain_events(timeout=self.timeout)
         except errors as exc:
             self.close()
@@ -190,7 +212,6 @@ class EnvelopePublisher:
             app_id=envelope.origin,
         )
         self._tag += 1
-        self._outstanding.add(self._tag)
         self._channel.basic_publish(message, self.exchange_name, envelope.routing_key)
 
     def _publish_kombu(self, envelopes: Iterable[Envelope]) -> int:

@@ -18,7 +18,6 @@ Wakes on PostgreSQL NOTIFY `outbox_events` (sent by a trigger at commit), else p
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
 import select
@@ -164,12 +163,17 @@ class _PipelinedDrain:
         raw.commit()
         return raw
 
-    def _claim(self, raw) -> list[tuple[int, Envelope]]:
+    def _claim(self, raw) -> list[tuple[int, tuple[str, bytes, str, str]]]:
         t = self.table
         with raw.cursor() as cursor:
+            # PostgreSQL writes the envelope's JSON itself: no row objects, no json.dumps here.
             cursor.execute(
-                "SELECT id, event_id, event_type, version, aggregate_type, aggregate_id, "  # noqa: S608
-                "sequence, occurred_at, origin, correlation_id, causation_id, payload "
+                "SELECT id, aggregate_type, aggregate_id, event_type, event_id::text, origin, "  # noqa: S608
+                "json_build_object('id', event_id, 'type', event_type, 'version', version, "
+                "'aggregate_type', aggregate_type, 'aggregate_id', aggregate_id, "
+                "'sequence', sequence, 'occurred_at', occurred_at, 'origin', origin, "
+                "'correlation_id', correlation_id, 'causation_id', causation_id, "
+                "'payload', payload)::text "
                 f"FROM {t} WHERE sent_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
                 [self.batch_size],
             )
@@ -179,24 +183,18 @@ class _PipelinedDrain:
             cursor.execute(
                 f"SELECT aggregate_type, aggregate_id, id FROM {t} "  # noqa: S608
                 "WHERE sent_at IS NULL AND id <= %s AND aggregate_id = ANY(%s) ORDER BY id",
-                [rows[-1][0], list({row[5] for row in rows})],
+                [rows[-1][0], list({row[2] for row in rows})],
             )
             pending = cursor.fetchall()
         ahead = {row_id for _, ids, _ in self.inflight for row_id in ids}
         keep = _unbroken_runs(
-            claimed=[(row[4], row[5], row[0]) for row in rows], pending=pending, ahead=ahead
+            claimed=[(row[1], row[2], row[0]) for row in rows], pending=pending, ahead=ahead
         )
         return [
-            (row[0], Envelope(
-                id=str(row[1]), type=row[2], version=row[3], aggregate_type=row[4],
-                aggregate_id=row[5], sequence=row[6], occurred_at=row[7].isoformat(),
-                origin=row[8], correlation_id=row[9], causation_id=row[10],
-                # Django's connections hand jsonb back as text; decode it either way.
-                payload=json.loads(row[11]) if isinstance(row[11], str) else row[11],
-            ))
-            for row in rows
-            if row[0] in keep
-        ]  # fmt: skip
+            (row_id, (event_type, body.encode(), event_id, origin))
+            for row_id, _, _, event_type, event_id, origin, body in rows
+            if row_id in keep
+        ]
 
     def _finish_oldest(self) -> int:
         raw, ids, tag = self.inflight.popleft()
@@ -227,7 +225,7 @@ class _PipelinedDrain:
                     while self.inflight:
                         total += self._finish_oldest()
                     return total
-                tag = self.publisher.publish_pipelined(envelope for _, envelope in claimed)
+                tag = self.publisher.publish_pipelined(message for _, message in claimed)
                 self.inflight.append((raw, [row_id for row_id, _ in claimed], tag))
                 self.current = None
                 if max_seconds and time.monotonic() - started > max_seconds:
