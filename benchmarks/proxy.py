@@ -1,6 +1,6 @@
 """Benchmark the proxy with wrk: on a trivial upstream, and in front of the real monolith.
 
-    python benchmarks/proxy.py [--duration 3] [--rounds 3] [--connections 50] [--no-monolith]
+    python benchmarks/proxy.py [--duration 3] [--rounds 5] [--connections 50] [--no-monolith]
 
 1. A trivial upstream (nginx answering ``200 ok`` from one worker; a tiny asyncio server when
    nginx is missing), measured directly, through nginx as a reverse proxy (one worker, keep-alive
@@ -337,7 +337,7 @@ def monolith_section(args, procs: list[subprocess.Popen]) -> dict[str, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per target")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per target")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--no-monolith", action="store_true", help="skip the real monolith")
     args = parser.parse_args()
