@@ -282,7 +282,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10000, help="rows per round")
+    parser.add_argument("--events", type=int, default=20000, help="rows per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=8.0)

@@ -66,6 +66,8 @@ class EnvelopePublisher:
         self._above: set[int] = set()
         self._nacked = 0
         self._nacked_from = 0
+        # The pipelined relay's database connections live as long as this publisher does.
+        self.db_connections: list = []
 
     # ------------------------------------------------------------------ lifecycle
     def connect(self) -> None:
@@ -91,6 +93,10 @@ class EnvelopePublisher:
 
     def close(self) -> None:
         """Drop the connection; the next publish reconnects."""
+        for raw in self.db_connections:
+            with contextlib.suppress(Exception):
+                raw.close()
+        self.db_connections = []
         self._channel = None
         self._producer = None
         # The connection may already be broken; there is nothing left to release then.

@@ -149,7 +149,8 @@ class _PipelinedDrain:
         self.publisher = publisher
         self.batch_size = int(setting("OUTBOX_RELAY_BATCH"))
         self.table = connection.ops.quote_name(OutboxEvent._meta.db_table)
-        self.idle: list = []
+        # Connections outlive one drain (a relay drains on every NOTIFY): kept on the publisher.
+        self.idle: list = publisher.db_connections
         self.inflight: deque[tuple[object, list[int], int]] = deque()
         self.current = None  # claimed, not yet in flight
 
@@ -233,6 +234,7 @@ class _PipelinedDrain:
                         total += self._finish_oldest()
                     return total
         except BaseException as exc:
+            self._discard_connections = not isinstance(exc, PublishFailed)
             failed = [ids for _, ids, _ in self.inflight]
             open_ones = [raw for raw, _, _ in self.inflight] + [self.current] * bool(self.current)
             for raw in open_ones:
@@ -249,10 +251,12 @@ class _PipelinedDrain:
                 )
             raise
         finally:
-            for raw in self.idle:
-                with contextlib.suppress(Exception):
-                    raw.close()
-            self.idle.clear()
+            if getattr(self, "_discard_connections", False):
+                # A database error may have broken them: start afresh next time.
+                for raw in self.idle:
+                    with contextlib.suppress(Exception):
+                        raw.close()
+                self.idle.clear()
 
 
 def outbox_cleanup(*, now=None) -> dict[str, int]:
