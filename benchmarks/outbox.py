@@ -10,7 +10,7 @@ exchange and queues, deleted at the end.
   exchange and queues, ended by one synchronous round trip.
 * relay_rps: one relay draining the same rows: claim, publish with a window of confirms, mark
   sent. Rounds alternate ceiling and relay; medians are reported (vs_ceiling: median ratio).
-* p50_ms / p99_ms: events committed one per transaction at a steady `--rate` by 4 writer
+* p50_ms / p99_ms: events committed one per transaction at a steady `--rate` by 8 writer
   threads; latency from the writer's commit to the commit of the consumer's effect (relay and
   consumer run as processes).
 """
@@ -42,7 +42,7 @@ import time  # noqa: E402
 import uuid  # noqa: E402
 
 EFFECT_TABLE = "outbox_bench_effect"
-WRITERS = 4  # request threads of the monolith committing events
+WRITERS = 8  # request threads of the monolith committing events
 
 
 def configure(tag: str) -> None:
