@@ -138,17 +138,41 @@ def wrk(
     }
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """Return the CPU time (user + system) the processes `pids` and their children used so far."""
+    total = 0
+    for pid in pids:
+        family = [pid, *map(int, subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True
+        ).stdout.split())]  # fmt: skip
+        for member in family:
+            try:
+                fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def interleaved(
     targets: dict[str, str], *, rounds: int, duration: int, connections: int,
-    headers: tuple[str, ...] = (),
+    headers: tuple[str, ...] = (), cpu: dict[str, list[int]] | None = None,
 ) -> dict[str, list[dict[str, float]]]:  # fmt: skip
-    """Run wrk on every target once per round; return each target's results, round by round."""
+    """Run wrk on every target once per round; return each target's results, round by round.
+
+    `cpu`: process groups (name -> pids) whose CPU time per request is recorded for each run,
+    as ``cpu_us_<name>``.
+    """
     for url in targets.values():
         wrk(url, duration=1, connections=connections, headers=headers)  # warm pools and caches
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     for turn in range(rounds):
         for name, url in targets.items():
+            before = {group: cpu_seconds(pids) for group, pids in (cpu or {}).items()}
             result = wrk(url, duration=duration, connections=connections, headers=headers)
+            for group, pids in (cpu or {}).items():
+                spent = cpu_seconds(pids) - before[group]
+                result[f"cpu_us_{group}"] = spent * 1e6 / max(result["rps"] * duration, 1)
             runs[name].append(result)
             print(
                 f"  round {turn + 1} {name:<18} {result['rps']:>8.0f} req/s   "
@@ -279,19 +303,20 @@ def monolith_section(args, procs: list[subprocess.Popen]) -> dict[str, str]:
         ).stdout.strip().splitlines()[-1]  # fmt: skip
         gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
         mono_port, proxy_port = free_port(), free_port()
-        procs.append(start(
+        procs.append(monolith := start(
             [gunicorn or "gunicorn", "monolith.wsgi", "--bind", f"127.0.0.1:{mono_port}",
              "--workers", "2", "--threads", "4", "--graceful-timeout", "5",
              "--access-logfile", "-", "--no-control-socket"],
             mono_port, env,
         ))  # fmt: skip
         procs.append(
-            start(
+            proxy := start(
                 [sys.executable, "-c", SERVE_PROXY, "--port", str(proxy_port)],
                 proxy_port,
                 proxy_env(f"http://127.0.0.1:{mono_port}"),
             )
         )
+        groups = {"monolith": [monolith.pid], "proxy": [proxy.pid]}
         print(
             f"2. real monolith: gunicorn monolith.wsgi (2 workers x 4 threads) on :{mono_port}; "
             f"wrk -t1 -d{args.duration}s, {max(args.rounds, 5)} interleaved rounds"
@@ -306,8 +331,9 @@ def monolith_section(args, procs: list[subprocess.Popen]) -> dict[str, str]:
             }
             print(f"  {path}: throughput with 8 connections")
             runs = interleaved(
-                urls, rounds=rounds, duration=args.duration, connections=8, headers=headers
-            )
+                urls, rounds=rounds, duration=args.duration, connections=8, headers=headers,
+                cpu=groups,
+            )  # fmt: skip
             summary(runs)
             print(f"  {path}: latency with 1 connection (one request at a time)")
             single = interleaved(
@@ -321,6 +347,21 @@ def monolith_section(args, procs: list[subprocess.Popen]) -> dict[str, str]:
             fields[f"{label}_direct_rps"] = f"{median(runs[f'{label} direct'], 'rps'):.0f}"
             fields[f"{label}_proxy_rps"] = f"{median(runs[f'{label} proxy'], 'rps'):.0f}"
             fields[f"{label}_vs_direct"] = f"{ratio(runs, f'{label} proxy', f'{label} direct'):.3f}"
+            # What the proxy costs when the host is CPU-bound (as here: one machine for all):
+            # its CPU per request against the monolith's, measured while proxying.
+            through = runs[f"{label} proxy"]
+            mono_cpu, proxy_cpu = (
+                median(through, "cpu_us_monolith"),
+                median(through, "cpu_us_proxy"),
+            )
+            print(
+                f"  CPU per request while proxying: monolith {mono_cpu:.0f} us, proxy "
+                f"{proxy_cpu:.0f} us -> on a CPU-bound host the proxy keeps "
+                f"{mono_cpu / (mono_cpu + proxy_cpu):.0%} of the throughput"
+            )
+            fields[f"{label}_monolith_cpu_us"] = f"{mono_cpu:.0f}"
+            fields[f"{label}_proxy_cpu_us"] = f"{proxy_cpu:.0f}"
+            fields[f"{label}_cpu_bound_ratio"] = f"{mono_cpu / (mono_cpu + proxy_cpu):.3f}"
             fields[f"{label}_p50_direct_ms"] = f"{median(direct, 'p50'):.3f}"
             fields[f"{label}_p50_added_ms"] = f"{added:.3f}"
             bad = sum(r["non2xx"] for group in (runs, single) for rs in group.values() for r in rs)
