@@ -248,6 +248,8 @@ class HttpConnection(asyncio.Protocol):
         self.remote = ""
         self.closed = False
         self.refused: _HeadRefused | None = None
+        self.deaf = False
+        self.last: Request | None = None  # the latest request whose head was parsed
         self.in_head = False
         self.head_bytes = 0
         self.head_started = 0.0
@@ -265,7 +267,7 @@ class HttpConnection(asyncio.Protocol):
         self.gateway.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.refused is not None:
+        if self.refused is not None or self.deaf:
             return
         if self.in_head:
             self.head_bytes += len(data)
@@ -279,12 +281,15 @@ class HttpConnection(asyncio.Protocol):
             cause = exc.__context__
             if isinstance(cause, _HeadRefused):
                 self._refuse(cause)
-            else:
-                raise
+            else:  # a bug must cost this connection, never the server
+                log.error("parsing a request failed", exc_info=cause or exc)
+                self.transport.close()
         except httptools.HttpParserUpgrade:
-            # The request parsed; what follows is another protocol we do not speak: close after.
-            if self.queue:
-                self.queue[-1].keep_alive = False
+            # The request parsed; what follows is another protocol we do not speak: answer it,
+            # then close, and read nothing more.
+            self.deaf = True
+            if self.last is not None:
+                self.last.keep_alive = False
         except httptools.HttpParserError as exc:
             self._refuse(_HeadRefused(400, "bad_request", f"Invalid HTTP request: {exc}."))
 
@@ -361,6 +366,7 @@ class HttpConnection(asyncio.Protocol):
         req.target = self._url.decode("latin-1")
         req.remote = self.remote
         self.in_head = False
+        self.last = req
         if (
             req.body is None
             and self.runner is None
@@ -420,8 +426,8 @@ class HttpConnection(asyncio.Protocol):
         self.refused = refused
         self.in_head = False
         self.pause(4)
-        if self.runner is None:
-            self._send_refusal()
+        if self.runner is None and self.exchange is None:
+            self._send_refusal()  # else once the answers before it have left
 
     def _send_refusal(self) -> None:
         refused = self.refused

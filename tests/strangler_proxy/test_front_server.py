@@ -258,3 +258,27 @@ async def test_a_route_narrowed_by_a_header_serves_only_requests_that_carry_it()
                 async with c.get(base + "/x", headers=headers) as resp:
                     served.append((await resp.json())["upstream"])
     assert served == ["cand", "mono", "cand", "mono"]
+
+
+@aio
+async def test_garbage_after_a_fast_path_request_is_refused_only_after_its_answer():
+    async with upstream() as up, gateway(monolith=up.url) as (_, base):
+        await warm(base)
+        answer = await raw_http(
+            base, b"GET /first HTTP/1.1\r\nHost: t\r\n\r\nNOT HTTP AT ALL\r\n\r\n"
+        )
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200") and b'"/first"' in rest
+    assert b"HTTP/1.1 400" in rest and b"bad_request" in rest
+
+
+@aio
+async def test_an_upgrade_request_is_answered_without_the_upgrade_and_the_connection_closed():
+    async with upstream() as up, gateway(monolith=up.url) as (_, base):
+        answer = await raw_http(
+            base,
+            b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+            b"\x81\x05hello",
+        )
+    assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1") == 1
+    assert "Upgrade" not in up.seen[0].headers and len(up.seen) == 1
