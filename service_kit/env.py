@@ -96,6 +96,11 @@ def broker_transport_options(url: str) -> dict:
     """Return kombu transport options; the filesystem transport needs its shared folders."""
     if not url.startswith("filesystem"):
         return {}
+    from service_kit import fs_transport
+
+    # kombu's stock filesystem transport loses messages and bindings to races between processes
+    # and ignores delay queues; every process that reads this setting uses the robust one.
+    fs_transport.install()
     root = var_dir() / "broker"
     folders = {
         "data_folder_in": root / "data",
