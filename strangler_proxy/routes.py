@@ -73,6 +73,9 @@ class CompareRules:
     status: bool = True
     headers: tuple[str, ...] = ()
     noise_sample: float = 0.1
+    # A differing answer is fetched again from both halves after this delay and recorded only if
+    # it still differs: a read that overtook the write's event is replication lag, not a bug.
+    settle_ms: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +85,7 @@ class CompareRules:
             "status": self.status,
             "headers": list(self.headers),
             "noise_sample": self.noise_sample,
+            "settle_ms": self.settle_ms,
         }
 
 
@@ -499,6 +503,7 @@ def _compare(raw: Any, where: str, problems: list[str]) -> CompareRules:
         "status",
         "headers",
         "noise_sample",
+        "settle_ms",
     }
     if extra:
         problems.append(f"{where}: unknown compare keys {sorted(extra)}")
@@ -529,4 +534,13 @@ def _compare(raw: Any, where: str, problems: list[str]) -> CompareRules:
         status=bool(raw.get("status", True)),
         headers=lists["headers"],
         noise_sample=sample,
+        settle_ms=int(
+            _number(
+                raw.get("settle_ms", 0),
+                f"{where}: compare 'settle_ms'",
+                problems,
+                low=0.0,
+                high=60000.0,
+            )
+        ),
     )

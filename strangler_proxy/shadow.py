@@ -6,6 +6,9 @@
   so a slow candidate never slows users or piles up work.
 * Noise learning: a sample (``compare.noise_sample``) of requests also goes a second time to the
   monolith; paths that differ between the two monolith answers are learned as the route's noise.
+* Settling (``compare.settle_ms``): a differing answer is asked of both halves again after that
+  delay and recorded only if it still differs, so a read that overtook its write's event (the
+  candidate learns writes through events) is not counted against the candidate.
 * Diffs are kept in memory, the latest ``per_route`` per route, with the request, both answers
   and the differing paths.
 """
@@ -126,6 +129,23 @@ class ShadowRunner:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
+    async def _settled(self, *, route: Route, method, target, headers, noise, found):
+        """Compare both halves again after `settle_ms`; return what still differs."""
+        await asyncio.sleep(route.compare.settle_ms / 1000)
+        try:
+            primary, _ = await self.gateway.fetch(
+                service=MONOLITH, method=method, target=target, headers=headers, route=route
+            )
+            candidate, candidate_url = await self.gateway.fetch(
+                service=route.service, method=method, target=target, headers=headers, route=route
+            )
+        except Exception:  # the first comparison stands when the second cannot be made
+            return found
+        paths, _ = compare_responses(
+            rules=route.compare, noise=noise, expected=primary, actual=candidate
+        )
+        return paths, primary, candidate, candidate_url
+
     async def _run(
         self, *, route: Route, method: str, target: str, headers, primary: Answer
     ) -> None:
@@ -151,6 +171,11 @@ class ShadowRunner:
             return
         finally:
             self.in_flight -= 1
+        if paths and route.compare.settle_ms:
+            paths, primary, candidate, candidate_url = await self._settled(
+                route=route, method=method, target=target, headers=headers, noise=noise,
+                found=(paths, primary, candidate, candidate_url),
+            )  # fmt: skip
         if not paths:
             metrics.shadow[(route.name, "same")] += 1
             return
