@@ -130,21 +130,31 @@ class ShadowRunner:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
     async def _settled(self, *, route: Route, method, target, headers, noise, found):
-        """Compare both halves again after `settle_ms`; return what still differs."""
+        """Ask again after `settle_ms`; return what still differs (nothing if it caught up).
+
+        The candidate has caught up if its new answer matches the monolith's first answer (the
+        one the client got) or, when the monolith has moved on meanwhile, its new answer.
+        """
         await asyncio.sleep(route.compare.settle_ms / 1000)
         try:
-            primary, _ = await self.gateway.fetch(
-                service=MONOLITH, method=method, target=target, headers=headers, route=route
-            )
             candidate, candidate_url = await self.gateway.fetch(
                 service=route.service, method=method, target=target, headers=headers, route=route
+            )
+            first = found[1]
+            paths, _ = compare_responses(
+                rules=route.compare, noise=noise, expected=first, actual=candidate
+            )
+            if not paths:
+                return paths, first, candidate, candidate_url
+            primary, _ = await self.gateway.fetch(
+                service=MONOLITH, method=method, target=target, headers=headers, route=route
             )
         except Exception:  # the first comparison stands when the second cannot be made
             return found
         paths, _ = compare_responses(
             rules=route.compare, noise=noise, expected=primary, actual=candidate
         )
-        return paths, primary, candidate, candidate_url
+        return (paths, primary, candidate, candidate_url) if paths else (paths, *found[1:])
 
     async def _run(
         self, *, route: Route, method: str, target: str, headers, primary: Answer

@@ -74,3 +74,30 @@ async def test_without_settle_ms_the_first_comparison_decides():
     figures = await _shadow_figures(lagging, settle_ms=0)
     assert (figures["compared"], figures["diffs"]) == (1, 1)
     assert len(calls) == 1
+
+
+@aio
+async def test_a_candidate_that_catches_up_while_the_monolith_moves_on_is_not_a_diff():
+    monolith_calls, candidate_calls = [], []
+
+    async def moving_monolith(request):
+        monolith_calls.append(1)  # a newer write lands during the settle delay
+        return web.json_response({"count": len(monolith_calls)})
+
+    async def lagging(request):
+        candidate_calls.append(1)
+        return web.json_response({"count": 0 if len(candidate_calls) == 1 else 1})
+
+    async with (
+        upstream(moving_monolith, name="mono") as mono,
+        upstream(lagging, name="cand") as cand,
+        gateway(_table(cand.url, 100), monolith=mono.url) as (gw, base),
+        aiohttp.ClientSession() as client,
+    ):
+        async with client.get(base + "/api/payments/") as resp:
+            assert (await resp.json()) == {"count": 1}
+        monolith_calls.append(1)  # the monolith has moved on to 2 before the re-check
+        await gw.shadow.drain()
+        async with client.get(base + "/_strangler/diffs?route=payments") as resp:
+            figures = (await resp.json())["routes"]["payments"]
+    assert (figures["compared"], figures["diffs"]) == (1, 0)
