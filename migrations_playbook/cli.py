@@ -4,6 +4,7 @@
     strangler proxy [...]        the routing gateway alone
     strangler playbook ...       list|status|plan N|apply N|verify N|rollback N
     strangler routes [set R M]   list the proxy's routes, or switch one
+    strangler demo [--exit]      the migration walk-through on the embedded default, under load
 
 A subcommand module exposes ``main(argv: list[str]) -> int``; it is imported only when used, so
 `strangler proxy` does not load Django and `strangler up` does not load aiohttp.
@@ -20,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "playbook": ("migrations_playbook.playbook_cli", "plan, apply, verify, roll back a step"),
     "routes": ("migrations_playbook.routes_cli", "list the proxy's routes, or set one's mode"),
     "compare": ("migrations_playbook.compare.cli", "contract suite before vs after, side by side"),
+    "demo": ("migrations_playbook.demo", "the migration walk-through, on the embedded default"),
 }
 
 
