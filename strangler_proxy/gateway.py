@@ -466,12 +466,13 @@ class Gateway:
     def fast_serve(self, conn: HttpConnection, req: Request) -> bool:
         """Start serving `req` without a task if it is on the lean path; return whether it did.
 
-        The lean path: GET/OPTIONS without a body or token, a route in ``monolith``,
-        ``extracted`` or ``canary`` mode without a rate limit, and an idle pooled connection to
-        the chosen instance. The exchange then runs on protocol callbacks alone (no task, no
-        future, no timer); anything unusual in the answer (5xx, a large or chunked body, a
-        broken connection, a timeout) hands it to ``_proxy``, which retries, falls back and
-        streams exactly as for any request.
+        The lean path: GET/OPTIONS without a body, no token or one the auth cache knows, a
+        route in ``monolith``, ``extracted`` or ``canary`` mode without a rate limit, and an
+        instance whose breaker is closed. With an idle pooled connection to it, the exchange
+        runs on protocol callbacks alone (no task, no future, no timer); without one, or when
+        anything in the answer is unusual (5xx, a large or chunked body, a broken connection, a
+        timeout), ``_proxy`` takes over where it stands and retries, falls back and streams
+        exactly as for any request.
         """
         method = req.method
         if method not in FAST_METHODS:
