@@ -1,8 +1,8 @@
 """Card-number and id fields of the payments API, identical on every half that takes payments.
 
-The monolith's `payments.serializers` holds the same rules; the extracted payments service uses
-these. A card number is a JSON string of 12 to 19 ASCII digits passing the Luhn check; an order
-id is a UUID sent as a string (never a number).
+Both the monolith's `payments.serializers` and the extracted payments service use these, so the
+two halves cannot drift apart on what a valid card is. A card number is a JSON string of 12 to 19
+ASCII digits passing the Luhn check; an order id is a UUID sent as a string (never a number).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from monolith.payments.provider import (
     SimulatedProvider,
     get_provider,
 )
-from monolith.payments.serializers import luhn_valid
+from service_kit.payment_cards import luhn_valid
 
 
 def charge(provider, card, reference=None):
