@@ -5,6 +5,10 @@ to (``GET /api/users/me/`` with the token) and caches the answer: a known user f
 ``auth_cache_ttl`` seconds, an unknown token for a fifth of that. Concurrent requests with the
 same new token share one lookup. A token the monolith refuses yields no identity: the request
 still goes upstream, which answers 401 itself.
+
+A logout the proxy forwarded (and the monolith accepted) drops the token at once: ``revoke``
+here, and through ``revocation.py`` in every other worker and proxy instance. A lookup that was
+in flight when its token was revoked does not put it back.
 """
 
 from __future__ import annotations
@@ -18,17 +22,44 @@ import aiohttp
 from .identity import Identity
 
 ME_PATH = "/api/users/me/"
+_REVOKED_KEPT = 10_000
+
+
+def token_key(authorization: str) -> str | None:
+    """Return the cache key of a ``Bearer <token>`` header (its SHA-256), or None for no token."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return hashlib.sha256(token.strip().encode()).hexdigest()
 
 
 class EdgeAuth:
     """Resolve Bearer tokens to identities through the monolith, with a TTL cache."""
 
-    def __init__(self, *, ttl: float, max_entries: int = 10_000):
+    def __init__(self, *, ttl: float, max_entries: int = 10_000, shared=None):
         self.ttl = ttl
         self.max_entries = max_entries
         self._cache: dict[str, tuple[float, Identity | None]] = {}
         self._pending: dict[str, asyncio.Future] = {}
+        # key -> when it was revoked: a lookup that started before must not cache the token again.
+        self._revoked: dict[str, float] = {}
+        # Revocations other worker processes made (sharing.SharedRevocations), read on each
+        # cache hit from shared memory: no system call, and no window after a logout's answer.
+        self.shared = shared
         self.lookups = 0
+        self.revocations = 0
+
+    def drop(self, key: str) -> None:
+        """Forget the token with cache key `key` (a logout somewhere revoked it)."""
+        self._cache.pop(key, None)
+        if len(self._revoked) >= _REVOKED_KEPT:
+            self._revoked.clear()
+        self._revoked[key] = time.monotonic()
+        self.revocations += 1
+
+    def clear(self) -> None:
+        """Forget every token (revocations may have been missed, e.g. while Redis was away)."""
+        self._cache.clear()
 
     def peek(self, authorization: str) -> tuple[bool, Identity | None]:
         """Return ``(True, identity)`` if the cache knows `authorization`, else ``(False, None)``.
@@ -38,6 +69,8 @@ class EdgeAuth:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return True, None
+        if self.shared is not None:
+            self.shared.apply(self)
         cached = self._cache.get(hashlib.sha256(token.strip().encode()).hexdigest())
         if cached is not None and cached[0] > time.monotonic():
             return True, cached[1]
@@ -51,6 +84,8 @@ class EdgeAuth:
         if scheme.lower() != "bearer" or not token.strip():
             return None
         key = hashlib.sha256(token.strip().encode()).hexdigest()
+        if self.shared is not None:
+            self.shared.apply(self)
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
@@ -62,6 +97,8 @@ class EdgeAuth:
         self._pending[key] = future
         try:
             identity = await self._lookup(authorization, session, monolith_url)
+            if self._revoked.get(key, -1.0) >= now:
+                identity = None  # logged out while we asked: the answer is already stale
             ttl = self.ttl if identity is not None else self.ttl / 5
             if len(self._cache) >= self.max_entries:
                 self._cache.clear()  # crude but bounded: a burst of new tokens costs lookups only

@@ -14,6 +14,8 @@
 | STRANGLER_ADMIN_TOKEN | (none: admin open) | Bearer token the admin API's writes require |
 | STRANGLER_ACCESS_LOG | 1 | one JSON line per request on stdout |
 | STRANGLER_PROXY_STATE | (none: set by --workers) | route table file shared by worker processes |
+| STRANGLER_AUTH_LOGOUT | POST /api/auth/logout/ | its 2xx answer revokes the token ("off": none) |
+| STRANGLER_AUTH_REVOKE_CHANNEL | strangler:auth:revoked | Redis channel for token revocations |
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ class ProxyConfig:
     head_timeout: float = 10.0
     linger: float = 1.0
     shared_state: str | None = None
+    logout: tuple[str, str] | None = ("POST", "/api/auth/logout/")
+    revoke_channel: str = "strangler:auth:revoked"
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> ProxyConfig:
@@ -82,4 +86,20 @@ class ProxyConfig:
             access_log=(env.get("STRANGLER_ACCESS_LOG") or "1").lower()
             not in {"0", "false", "no", "off"},
             shared_state=env.get("STRANGLER_PROXY_STATE") or None,
+            logout=_logout(env.get("STRANGLER_AUTH_LOGOUT")),
+            revoke_channel=env.get("STRANGLER_AUTH_REVOKE_CHANNEL") or "strangler:auth:revoked",
         )
+
+
+def _logout(raw: str | None) -> tuple[str, str] | None:
+    if raw is None or not raw.strip():
+        return ("POST", "/api/auth/logout/")
+    if raw.strip().lower() in {"0", "off", "none", "false", "no"}:
+        return None
+    method, _, path = raw.strip().partition(" ")
+    path = path.strip()
+    if not method.isalpha() or not path.startswith("/") or " " in path:
+        raise ConfigError(
+            f"Config 'STRANGLER_AUTH_LOGOUT' must be 'METHOD /path' or 'off', got {raw!r}."
+        )
+    return (method.upper(), path)

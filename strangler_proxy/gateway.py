@@ -42,7 +42,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from . import admin
-from .auth import EdgeAuth
+from .auth import EdgeAuth, token_key
 from .config import ProxyConfig
 from .discovery import registry_from_url
 from .fastclient import FAST_METHODS, FastPool, FastResponse
@@ -52,6 +52,7 @@ from .identity import identity_sign
 from .metrics import Metrics
 from .paths import PathRefused, path_for_routing, split_target
 from .ratelimit import MemoryBuckets, RedisBuckets, retry_after
+from .revocation import RedisRevocations
 from .routes import (
     MONOLITH,
     SAFE_METHODS,
@@ -63,7 +64,7 @@ from .routes import (
 )
 from .server import BodyTimeout, HttpConnection, Request, error_head
 from .shadow import ShadowRunner
-from .sharing import shared_table_from_config
+from .sharing import shared_revocations_from_config, shared_table_from_config
 from .upstreams import Instance, NoInstance, ServicePool
 
 log = logging.getLogger("strangler_proxy")
@@ -108,7 +109,14 @@ class Gateway:
         self.limiter = limiter or (
             RedisBuckets(config.redis_url) if config.redis_url else MemoryBuckets()
         )
-        self.auth = EdgeAuth(ttl=config.auth_cache_ttl)
+        self.revocations = shared_revocations_from_config(config)
+        self.auth = EdgeAuth(ttl=config.auth_cache_ttl, shared=self.revocations)
+        self.revoke_channel = (
+            RedisRevocations(config.redis_url, channel=config.revoke_channel, auth=self.auth)
+            if config.redis_url
+            else None
+        )
+        self._logout_method, self._logout_path = config.logout or ("", "")
         self.shadow = ShadowRunner(self, concurrency=config.shadow_concurrency)
         self.retry_budget = RetryBudget()
         self.session: aiohttp.ClientSession | None = None
@@ -239,6 +247,8 @@ class Gateway:
         if self.shared is not None:
             self.shared.sync(self)  # a worker started late adopts the table in force
             self._background.append(asyncio.create_task(self._follow_shared()))
+        if self.revoke_channel is not None:
+            await self.revoke_channel.start()
         return self._server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
@@ -259,6 +269,21 @@ class Gateway:
         self.flush_log()
         await self.registry.close()
         await self.limiter.close()
+        if self.revoke_channel is not None:
+            await self.revoke_channel.close()
+        if self.revocations is not None:
+            self.revocations.close()
+
+    async def auth_revoke(self, authorization: bytes) -> None:
+        """Drop a logged-out token here, in the other workers and in the other instances."""
+        key = token_key(authorization.decode("latin-1"))
+        if key is None:
+            return
+        self.auth.drop(key)
+        if self.revocations is not None:
+            self.revocations.publish(key)
+        if self.revoke_channel is not None:
+            await self.revoke_channel.publish(key)
 
     async def _sweep(self) -> None:
         """Once a second: close idle keep-alive connections and heads that arrive too slowly."""
@@ -727,6 +752,14 @@ class Gateway:
         lines.append(b"X-Request-ID: " + rid.encode() + b"\r\n")
         if fallback_from:
             lines.append(f"{FALLBACK}: {fallback_from}\r\n".encode("latin-1"))
+        if (
+            req.method == self._logout_method
+            and 200 <= status < 300
+            and req.authorization is not None
+            and split_target(req.target)[0] == self._logout_path
+        ):
+            # Before the client has its answer: its next request, on any instance, is refused.
+            await self.auth_revoke(req.authorization)
         capture = route.mode == "shadow" and req.method in SAFE_METHODS
         captured: list[bytes] | None = [] if capture else None
         length = resp.content_length

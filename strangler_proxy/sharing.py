@@ -9,6 +9,13 @@ adopt any newer table, so a change is made on top of the latest one. It needs no
 worker started late (or restarted) adopts the latest table on start.
 
 Two writes that land on two workers within the same poll interval: the later one wins.
+
+Token revocations (a logout through one worker) are shared beside the table, in
+``<state>.revoked``: a small file every worker maps into memory, holding a generation counter and
+a ring of the latest revoked token hashes. The worker that saw the logout writes the hash, then
+bumps the counter, before the client has its answer; every worker compares the counter on each
+auth-cache hit (a memory read, no system call) and drops what is new. So no worker trusts a
+token after its logout's answer has left, and nothing polls.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import mmap
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +35,9 @@ if TYPE_CHECKING:
     from .gateway import Gateway
 
 POLL_SECONDS = 0.05
+_RING = 4096  # revoked token hashes kept; a worker further behind than that forgets every token
+_DIGEST = 32
+_REVOKED_SIZE = 8 + _RING * _DIGEST
 
 
 class SharedTable:
@@ -91,3 +102,59 @@ class SharedTable:
 def shared_table_from_config(config: ProxyConfig) -> SharedTable | None:
     """Return the shared table of this worker's proxy, or None for a single process."""
     return SharedTable(config.shared_state) if config.shared_state else None
+
+
+class SharedRevocations:
+    """Revoked token hashes shared by the workers of one proxy through a memory-mapped file."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_size < _REVOKED_SIZE:
+                os.ftruncate(fd, _REVOKED_SIZE)  # zeros: generation 0, an empty ring
+            self._map = mmap.mmap(fd, _REVOKED_SIZE)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        self.seen = self.generation()  # a worker starting now has nothing cached to drop
+
+    def generation(self) -> int:
+        return int.from_bytes(self._map[:8], "little")
+
+    def publish(self, key: str) -> None:
+        """Record that the token with cache key `key` (hex SHA-256) is revoked, for every worker."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            generation = self.generation()
+            slot = 8 + (generation % _RING) * _DIGEST
+            self._map[slot : slot + _DIGEST] = bytes.fromhex(key)
+            # The hash first, then the counter: a reader that sees the new count sees the hash.
+            self._map[:8] = (generation + 1).to_bytes(8, "little")
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def apply(self, auth) -> None:
+        """Drop from `auth`'s cache every token revoked since the last look."""
+        generation = int.from_bytes(self._map[:8], "little")
+        if generation == self.seen:
+            return
+        if generation - self.seen > _RING:
+            auth.clear()  # too far behind to know which: forget them all
+        else:
+            for number in range(self.seen, generation):
+                slot = 8 + (number % _RING) * _DIGEST
+                auth.drop(self._map[slot : slot + _DIGEST].hex())
+        self.seen = generation
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self._fd)
+
+
+def shared_revocations_from_config(config: ProxyConfig) -> SharedRevocations | None:
+    """Return the revocation ring this worker shares with the others, or None alone."""
+    return SharedRevocations(config.shared_state + ".revoked") if config.shared_state else None
