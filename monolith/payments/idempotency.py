@@ -7,10 +7,10 @@ The rules (what is stored, what happens to concurrent retries) live in `payments
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
+from django.utils.crypto import salted_hmac
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
@@ -33,6 +33,11 @@ def idempotency_key_from(request: Request) -> str:
 
 
 def request_fingerprint(data: dict[str, Any]) -> str:
-    """Return a stable hash of a validated request body: equal bodies, equal fingerprints."""
+    """Return a stable keyed hash of a validated request body: equal bodies, equal fingerprints.
+
+    Keyed with SECRET_KEY: the body holds the card number, and the order id and last four digits
+    are stored beside the fingerprint, so a plain hash could be reversed by trying the ~10^6
+    card numbers left.
+    """
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return salted_hmac("strangler.payments.idempotency", canonical, algorithm="sha256").hexdigest()

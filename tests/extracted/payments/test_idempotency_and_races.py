@@ -127,3 +127,21 @@ def test_concurrent_requests_with_one_key_charge_once_and_all_get_the_answer(
     assert len({r.content for r in responses}) == 1
     assert len(provider.charges) == 1
     assert Payment.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_stored_fingerprint_cannot_be_recomputed_from_the_body_to_recover_the_card(
+    auth_client, pay, order
+):
+    # An unkeyed hash of {order_id, card_number} gives the card away: the order id and the last
+    # four digits are stored next to it, leaving about 10^6 candidates to try.
+    import hashlib
+    import json
+
+    pay(auth_client, order.order_id, key="k")
+    body = {"card_number": "4242424242424242", "order_id": str(order.order_id)}
+    unkeyed = hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+    assert IdempotencyRecord.objects.get().request_fingerprint != unkeyed

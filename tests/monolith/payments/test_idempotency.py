@@ -105,3 +105,20 @@ def test_same_key_replay_with_a_normalised_but_equal_body(auth_client, order, pr
     assert second.status_code == 201
     assert second.json() == first.json()
     assert len(provider.charges) == 1
+
+
+def test_stored_fingerprint_cannot_be_recomputed_from_the_body_to_recover_the_card(
+    auth_client, pay, order
+):
+    # An unkeyed hash of {order_id, card_number} gives the card away: the order id and the last
+    # four digits are stored next to it, leaving about 10^6 candidates to try.
+    import hashlib
+    import json
+
+    pay(auth_client, order.id, key="k")
+    body = {"card_number": "4242424242424242", "order_id": str(order.id)}
+    unkeyed = hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+    assert IdempotencyRecord.objects.get().request_fingerprint != unkeyed
