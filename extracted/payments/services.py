@@ -61,7 +61,7 @@ from .models import (
     ReplicaSource,
 )
 from .order_states import can_transition
-from .replicas import order_replica_confirm, order_replica_refresh
+from .replicas import order_replica_apply, order_replica_confirm, order_replica_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +194,9 @@ def payment_refund(
         if order is None:
             # A payment copied from the monolith whose order was never replicated: a paid
             # order is what its succeeded payment implies.
-            order = OrderReplica.objects.create(
+            # order_replica_apply, not create: an order.placed consumed at this very moment
+            # would make a plain insert fail on the primary key (a 500).
+            order = order_replica_apply(
                 order_id=payment.order_id,
                 user_id=payment.user_id,
                 status=OrderStatus.PAID,
