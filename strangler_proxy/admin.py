@@ -17,6 +17,8 @@
 | GET  /_strangler/diffs[?route=R] | stored diffs and the diff rate per route |
 | GET  /_strangler/diffs/{id} | one diff: request, both answers, differing paths |
 | GET  /_strangler/diffs/{id}/curl | curl commands that replay it against each side |
+| GET  /_strangler/recordings[?route=R] | recorded exchanges as JSON Lines (compare --replay) |
+| DELETE /_strangler/recordings | forget the recorded exchanges |
 
 The request is the front server's (``server.Request``), which offers the parts of aiohttp's
 request read here: ``method``, ``path``, ``headers``, ``query``, ``remote``, ``read()``.
@@ -143,6 +145,8 @@ async def _dispatch(
         return await _registry(gateway, request, method, parts[1:])
     if head == "diffs" and method == "GET":
         return _diffs(gateway, request, parts[1:])
+    if head == "recordings":
+        return _recordings(gateway, request, method)
     if head == "noise" and method == "GET":
         return _json({route: sorted(paths) for route, paths in gateway.shadow.noise.items()})
     return _error(404, "not_found", f"No admin endpoint {method} {request.path}.")
@@ -271,3 +275,29 @@ def _diffs(gateway: Gateway, request, rest: list[str]) -> web.Response:
     if len(rest) > 1 and rest[1] == "curl":
         return _json(diff.curl())
     return _json(diff.as_dict())
+
+
+def _recordings(gateway: Gateway, request, method: str) -> web.Response:
+    recorder = gateway.recorder
+    if method == "GET":
+        route = request.query.get("route") or None
+        if (
+            route is not None
+            and gateway.table.route(route) is None
+            and route not in recorder.recorded
+        ):
+            return _error(
+                404,
+                "not_found",
+                f"No route named {route!r}.",
+                {"route": f"unknown route {route!r}"},
+            )
+        resp = web.Response(text=recorder.jsonl(route), content_type="application/x-ndjson")
+        resp.headers["X-Strangler-Upstream"] = "proxy"
+        resp.headers["X-Strangler-Recorded"] = str(
+            sum(1 for name, _ in recorder.lines if route is None or name == route)
+        )
+        return resp
+    if method == "DELETE":
+        return _json({"cleared": recorder.clear()})
+    return _error(405, "method_not_allowed", f"{method} is not allowed on recordings.")

@@ -16,12 +16,19 @@
 | STRANGLER_PROXY_STATE | (none: set by --workers) | route table file shared by worker processes |
 | STRANGLER_AUTH_LOGOUT | POST /api/auth/logout/ | its 2xx answer revokes the token ("off": none) |
 | STRANGLER_AUTH_REVOKE_CHANNEL | strangler:auth:revoked | Redis channel for token revocations |
+| STRANGLER_RECORD_BUFFER | 1000 | recorded exchanges kept in memory (a ring) |
+| STRANGLER_RECORD_DIR | (none) | also append recordings to <dir>/<route>.jsonl |
+| STRANGLER_RECORD_BODY_LIMIT | 65536 | bytes of a body a recording keeps at most |
+| STRANGLER_RECORD_REDACT | Authorization, Cookie, Set-Cookie... | headers redacted ("none") |
+| STRANGLER_RECORD_REDACT_FIELDS | password | JSON body keys whose values are redacted |
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+REDACTED_HEADERS = ("authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key")
 
 
 class ConfigError(RuntimeError):
@@ -68,6 +75,11 @@ class ProxyConfig:
     shared_state: str | None = None
     logout: tuple[str, str] | None = ("POST", "/api/auth/logout/")
     revoke_channel: str = "strangler:auth:revoked"
+    record_buffer: int = 1000
+    record_dir: str | None = None
+    record_body_limit: int = 64 * 1024
+    record_redact: tuple[str, ...] = REDACTED_HEADERS
+    record_redact_fields: tuple[str, ...] = ("password",)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> ProxyConfig:
@@ -88,7 +100,21 @@ class ProxyConfig:
             shared_state=env.get("STRANGLER_PROXY_STATE") or None,
             logout=_logout(env.get("STRANGLER_AUTH_LOGOUT")),
             revoke_channel=env.get("STRANGLER_AUTH_REVOKE_CHANNEL") or "strangler:auth:revoked",
+            record_buffer=_int(env, "STRANGLER_RECORD_BUFFER", 1000),
+            record_dir=env.get("STRANGLER_RECORD_DIR") or None,
+            record_body_limit=_int(env, "STRANGLER_RECORD_BODY_LIMIT", 64 * 1024),
+            record_redact=_names(env.get("STRANGLER_RECORD_REDACT"), REDACTED_HEADERS),
+            record_redact_fields=_names(env.get("STRANGLER_RECORD_REDACT_FIELDS"), ("password",)),
         )
+
+
+def _names(raw: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """Return a comma-separated list of names; unset: `default`; "none": nothing."""
+    if raw is None or not raw.strip():
+        return default
+    if raw.strip().lower() == "none":
+        return ()
+    return tuple(name.strip() for name in raw.split(",") if name.strip())
 
 
 def _logout(raw: str | None) -> tuple[str, str] | None:

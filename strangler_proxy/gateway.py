@@ -28,6 +28,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import re
 import sys
 import time
@@ -52,6 +53,7 @@ from .identity import identity_sign
 from .metrics import Metrics
 from .paths import PathRefused, path_for_routing, split_target
 from .ratelimit import MemoryBuckets, RedisBuckets, retry_after
+from .recording import BodyCapture, Recorder
 from .revocation import RedisRevocations
 from .routes import (
     MONOLITH,
@@ -117,6 +119,11 @@ class Gateway:
             else None
         )
         self._logout_method, self._logout_path = config.logout or ("", "")
+        self.recorder = Recorder(
+            size=config.record_buffer, body_limit=config.record_body_limit,
+            directory=config.record_dir, redact_headers=config.record_redact,
+            redact_fields=config.record_redact_fields,
+        )  # fmt: skip
         self.shadow = ShadowRunner(self, concurrency=config.shadow_concurrency)
         self.retry_budget = RetryBudget()
         self.session: aiohttp.ClientSession | None = None
@@ -456,8 +463,15 @@ class Gateway:
         mode = route.mode
         target = MONOLITH if mode == "monolith" else self.choose_target(route, identity, req.remote)
         headers = self._forward(req, table, target, rid, identity)
+        record = req.sampled
+        if record is None:
+            record = bool(route.record) and random.random() < route.record
+        if record and req.body is not None:
+            req.body.capture = BodyCapture(self.config.record_body_limit)
         try:
-            await self._proxy(conn, req, route, target, req.target, headers, rid, started)
+            await self._proxy(
+                conn, req, route, target, req.target, headers, rid, started, record=record
+            )
         except _UpstreamFailed as exc:
             self._refuse(conn, req, exc.status, exc.kind, exc.detail, rid, route, started)
 
@@ -524,6 +538,11 @@ class Gateway:
         mode = route.mode
         if route.rate_limit is not None or mode == "shadow" or path == self.config.aggregate_path:
             return False
+        if route.record:
+            # A recorded exchange takes the general path; the route's other requests stay here.
+            req.sampled = random.random() < route.record
+            if req.sampled:
+                return False
         remote = req.remote
         target = MONOLITH if mode == "monolith" else self.choose_target(route, identity, remote)
         pool = self.pools[target]
@@ -659,7 +678,7 @@ class Gateway:
     async def _proxy(
         self, conn: HttpConnection, req: Request, route: Route, target: str,
         upstream_target: str, headers: Forward, rid: str, started: float, first=None,
-        pinned: Instance | None = None,
+        pinned: Instance | None = None, record: bool = False,
     ) -> None:  # fmt: skip
         """Send the request (retries, fallback) and relay the answer.
 
@@ -727,7 +746,7 @@ class Gateway:
         try:
             await self._relay(
                 conn, req, route, target, upstream_target, headers, resp, rid, started,
-                fallback_from,
+                fallback_from, record,
             )  # fmt: skip
         finally:
             instance.outstanding -= 1
@@ -736,8 +755,9 @@ class Gateway:
     async def _relay(
         self, conn: HttpConnection, req: Request, route: Route, target: str,
         upstream_target: str, headers, resp, rid: str, started: float, fallback_from,
+        record: bool = False,
     ) -> None:  # fmt: skip
-        """Stream the upstream answer to the client, capturing it if a shadow compare needs it."""
+        """Stream the answer to the client, capturing it for a shadow compare or a recording."""
         status = resp.status
         lines = [_status_line(status, resp.reason)]
         drop = _RESPONSE_DROP
@@ -761,7 +781,7 @@ class Gateway:
             # Before the client has its answer: its next request, on any instance, is refused.
             await self.auth_revoke(req.authorization)
         capture = route.mode == "shadow" and req.method in SAFE_METHODS
-        captured: list[bytes] | None = [] if capture else None
+        captured: list[bytes] | None = [] if capture or record else None
         length = resp.content_length
         no_body = req.method == "HEAD" or status in (204, 304) or status < 200
         chunked = not no_body and length is None
@@ -815,6 +835,8 @@ class Gateway:
                 req.keep_alive = False
                 conn.transport.close()
                 return self._finish(req, status, rid, route, target, started, fallback_from)
+        if record:
+            self._record(req, route, status, resp, captured)
         if capture:
             if captured is None:
                 shadow = "too_large"
@@ -829,6 +851,16 @@ class Gateway:
                     primary=primary,
                 )  # fmt: skip
         self._finish(req, status, rid, route, target, started, fallback_from, shadow)
+
+    def _record(self, req: Request, route: Route, status: int, resp, captured) -> None:
+        """Keep the exchange just answered as a replayable line (recording.py)."""
+        self.recorder.add(
+            route=route.name, method=req.method, target=req.target,
+            header_lines=req.forward_lines(),
+            body=req.body.capture if req.body is not None else None, status=status,
+            response_headers=resp.headers.items(),
+            response_body=b"".join(captured) if captured is not None else None,
+        )  # fmt: skip
 
     async def _read_small(self, resp, route: Route, target: str) -> bytes:
         try:

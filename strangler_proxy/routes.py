@@ -115,6 +115,7 @@ class Route:
     rate_limit: str | None = None
     compare: CompareRules = field(default_factory=CompareRules)
     canary_percent: float = 0.0
+    record: float = 0.0  # share of requests recorded for replay (recording.py)
     regex: re.Pattern | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -162,6 +163,8 @@ class Route:
         )
         if self.rate_limit:
             data["rate_limit"] = self.rate_limit
+        if self.record:
+            data["record"] = self.record
         return data
 
 
@@ -386,7 +389,7 @@ def _route(
     where = f"route {name!r}"
     extra = set(raw) - {
         "name", "mode", "service", "prefix", "path", "methods", "headers", "timeout",
-        "connect_timeout", "retries", "fallback", "rate_limit", "compare",
+        "connect_timeout", "retries", "fallback", "rate_limit", "compare", "record",
     }  # fmt: skip
     if extra:
         problems.append(f"{where}: unknown keys {sorted(extra)}")
@@ -455,6 +458,7 @@ def _route(
     if rate_limit is not None and rate_limit not in rate_limits:
         problems.append(f"{where}: unknown rate limit group {rate_limit!r}")
     compare = _compare(raw.get("compare") or {}, where, problems)
+    record = _number(raw.get("record", 0.0), f"{where}: 'record'", problems, low=0.0, high=1.0)
     return Route(
         name=name,
         mode=str(mode),
@@ -470,6 +474,7 @@ def _route(
         rate_limit=rate_limit,
         compare=compare,
         canary_percent=canary,
+        record=record,
         regex=regex,
     )
 

@@ -77,7 +77,9 @@ class _HeadRefused(Exception):
 class BodyStream:
     """A request body arriving from the client, read chunk by chunk with back-pressure."""
 
-    __slots__ = ("_conn", "buffered", "chunks", "done", "error", "paused", "timed_out", "waiter")
+    __slots__ = (
+        "_conn", "buffered", "capture", "chunks", "done", "error", "paused", "timed_out", "waiter",
+    )  # fmt: skip
 
     def __init__(self, conn: HttpConnection):
         self._conn = conn
@@ -88,6 +90,7 @@ class BodyStream:
         self.waiter: asyncio.Future | None = None
         self.paused = False
         self.timed_out = False
+        self.capture = None  # a recording.BodyCapture when this exchange is recorded
 
     def feed(self, chunk: bytes) -> None:
         self.chunks.append(chunk)
@@ -119,6 +122,8 @@ class BodyStream:
                 if self.paused and self.buffered < _BODY_LOW:
                     self.paused = False
                     self._conn.resume(1)
+                if self.capture is not None:
+                    self.capture.add(chunk)
                 return chunk
             if self.done:
                 return b""
@@ -154,7 +159,7 @@ class Request:
 
     __slots__ = (
         "_headers", "authorization", "body", "connection_tokens", "expect_continue", "forward",
-        "host", "keep_alive", "method", "remote", "request_id", "target",
+        "host", "keep_alive", "method", "remote", "request_id", "sampled", "target",
         "version", "xff",
     )  # fmt: skip
 
@@ -173,6 +178,7 @@ class Request:
         self.version = "1.1"
         self.keep_alive = True
         self.remote = ""
+        self.sampled: bool | None = None  # recorded? decided once, by the first path to look
 
     # -- the parts of aiohttp's request the admin API, auth and aggregation read
     @property

@@ -1,0 +1,183 @@
+"""Record a sample of real exchanges, as the JSON Lines that `strangler compare --replay` reads.
+
+A route with ``record = 0.1`` has that share of its requests recorded (switch it at run time
+with ``PATCH /_strangler/routes/{name} {"record": 0.1}``). A sampled request takes the general
+path; every other request of the route, and every request of a route with ``record = 0``, keeps
+the fast path. Each recorded exchange is one line in the format of
+``migrations_playbook/compare/replay.py`` (docs/compare.md, "Replay recorded traffic"):
+
+    {"method": "GET", "path": "/api/payments/", "query": "status=paid",
+     "headers": {"Authorization": "Bearer <redacted>", "Accept": "application/json"},
+     "body": null, "route": "payments",
+     "response": {"status": 200, "headers": {"Content-Type": "application/json"}, "body": "..."}}
+
+Lines are kept in a ring buffer (``STRANGLER_RECORD_BUFFER`` lines, the oldest dropped first),
+served by ``GET /_strangler/recordings[?route=R]``, and appended to
+``$STRANGLER_RECORD_DIR/<route>.jsonl`` when that is set.
+
+Secrets are redacted by default: the values of ``STRANGLER_RECORD_REDACT`` headers (Authorization
+keeps its scheme: ``Bearer <redacted>``) and of ``STRANGLER_RECORD_REDACT_FIELDS`` keys anywhere in
+a JSON body. An exchange whose request body is over ``STRANGLER_RECORD_BODY_LIMIT`` bytes or is
+not UTF-8 cannot be replayed and is not recorded (counted in ``skipped``); a response body over
+the limit is left out of ``response`` (it only serves to show drift).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter, deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("strangler_proxy")
+PLACEHOLDER = "<redacted>"
+# Per-connection headers a replay drops anyway; not worth recording.
+_SKIPPED_HEADERS = frozenset(
+    {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
+     "x-request-id", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "expect"}
+)  # fmt: skip
+_RESPONSE_SKIPPED = frozenset(
+    {"content-length", "connection", "keep-alive", "transfer-encoding", "date",
+     "x-request-id", "x-strangler-upstream", "x-strangler-fallback"}
+)  # fmt: skip
+
+
+class BodyCapture:
+    """The bytes of a request body as they stream upstream, up to a limit."""
+
+    __slots__ = ("chunks", "limit", "overflow", "size")
+
+    def __init__(self, limit: int):
+        self.chunks: list[bytes] = []
+        self.limit, self.size, self.overflow = limit, 0, False
+
+    def add(self, chunk: bytes) -> None:
+        if self.overflow:
+            return
+        self.size += len(chunk)
+        if self.size > self.limit:
+            self.overflow, self.chunks = True, []
+        else:
+            self.chunks.append(chunk)
+
+
+class Recorder:
+    """The recorded exchanges of this process: a ring buffer, optionally mirrored to files."""
+
+    def __init__(
+        self, *, size: int, body_limit: int, directory: str | None,
+        redact_headers: Iterable[str], redact_fields: Iterable[str],
+    ):  # fmt: skip
+        self.lines: deque[tuple[str, str]] = deque(maxlen=max(1, size))
+        self.body_limit = body_limit
+        self.directory = Path(directory) if directory else None
+        self.redact_headers = frozenset(h.lower() for h in redact_headers)
+        self.redact_fields = frozenset(f.lower() for f in redact_fields)
+        self.recorded: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+
+    def add(
+        self, *, route: str, method: str, target: str, header_lines: list[bytes],
+        body: BodyCapture | None, status: int, response_headers: Iterable[tuple[str, str]],
+        response_body: bytes | None,
+    ) -> dict[str, Any] | None:  # fmt: skip
+        """Record one exchange; return the line's data, or None if it cannot be replayed."""
+        text = None
+        if body is not None:
+            try:
+                text = b"".join(body.chunks).decode("utf-8") if not body.overflow else None
+            except UnicodeDecodeError:
+                text = None
+            if text is None:
+                self.skipped[route] += 1
+                return None
+        path, _, query = target.partition("?")
+        headers: dict[str, str] = {}
+        for line in header_lines:
+            name, _, value = line[:-2].decode("latin-1").partition(":")
+            if name.lower() in _SKIPPED_HEADERS:
+                continue
+            value = self._redact_header(name, value.strip())
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        data: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "query": query,
+            "headers": headers,
+            "body": self._redact_body(text) if text else None,
+            "route": route,
+        }
+        answer: dict[str, Any] = {"status": status, "headers": {}}
+        for name, value in response_headers:
+            if name.lower() in _RESPONSE_SKIPPED:
+                continue
+            value = self._redact_header(name, value)
+            known = answer["headers"].get(name)
+            answer["headers"][name] = f"{known}, {value}" if known is not None else value
+        if response_body is not None and len(response_body) <= self.body_limit:
+            answer["body"] = self._redact_body(response_body.decode("utf-8", "replace"))
+            data["response"] = answer
+        line = json.dumps(data, ensure_ascii=False) + "\n"
+        self.lines.append((route, line))
+        self.recorded[route] += 1
+        if self.directory is not None:
+            self._append(route, line)
+        return data
+
+    def jsonl(self, route: str | None = None) -> str:
+        """Return the buffered recordings (of one route, or all) as JSON Lines, oldest first."""
+        return "".join(line for name, line in self.lines if route is None or name == route)
+
+    def clear(self) -> int:
+        """Forget the buffered recordings; return how many there were."""
+        count = len(self.lines)
+        self.lines.clear()
+        return count
+
+    def _redact_header(self, name: str, value: str) -> str:
+        if name.lower() not in self.redact_headers:
+            return value
+        scheme, space, _ = value.partition(" ")
+        if space and name.lower().endswith("authorization"):
+            # Keep the scheme ("Bearer <redacted>"): one token substituted makes it replayable.
+            return f"{scheme} {PLACEHOLDER}"
+        return PLACEHOLDER
+
+    def _redact_body(self, text: str) -> str:
+        if not self.redact_fields or not text.lstrip().startswith(("{", "[")):
+            return text
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return text
+        redacted, changed = self._redact_json(parsed)
+        return json.dumps(redacted, ensure_ascii=False) if changed else text
+
+    def _redact_json(self, value: Any) -> tuple[Any, bool]:
+        if isinstance(value, dict):
+            out, changed = {}, False
+            for key, item in value.items():
+                if str(key).lower() in self.redact_fields:
+                    out[key], changed = PLACEHOLDER, True
+                else:
+                    out[key], inner = self._redact_json(item)
+                    changed = changed or inner
+            return out, changed
+        if isinstance(value, list):
+            pairs = [self._redact_json(item) for item in value]
+            return [item for item, _ in pairs], any(inner for _, inner in pairs)
+        return value, False
+
+    def _append(self, route: str, line: str) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory / f"{route}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            try:
+                os.write(fd, line.encode())  # one write: lines from several workers stay whole
+            finally:
+                os.close(fd)
+        except OSError:
+            log.exception("appending a recording to %s failed", self.directory)
