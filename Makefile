@@ -1,7 +1,7 @@
 # The one front door: `make run` for the main job, `make test` for the whole suite.
 # Both build .venv from setup.cfg first; nothing else needs to be installed by hand.
 
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
