@@ -99,6 +99,10 @@ class DiffStore:
         return None
 
 
+#: How many times a differing answer is asked again within its route's `settle_ms`.
+SETTLE_TRIES = 3
+
+
 class ShadowRunner:
     """Schedule mirrors within a concurrency cap and record their comparisons."""
 
@@ -130,31 +134,38 @@ class ShadowRunner:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
     async def _settled(self, *, route: Route, method, target, headers, noise, found):
-        """Ask again after `settle_ms`; return what still differs (nothing if it caught up).
+        """Ask again within `settle_ms`; return what still differs (nothing if it caught up).
 
-        The candidate has caught up if its new answer matches the monolith's first answer (the
-        one the client got) or, when the monolith has moved on meanwhile, its new answer.
+        The candidate learns writes late, and meanwhile the monolith may take new ones: it has
+        caught up when an answer of it matches any answer the monolith gave in the window (the
+        one the client got, or a later one). A wrong answer matches none of them.
         """
-        await asyncio.sleep(route.compare.settle_ms / 1000)
-        try:
-            candidate, candidate_url = await self.gateway.fetch(
-                service=route.service, method=method, target=target, headers=headers, route=route
-            )
-            first = found[1]
+        paths, first, candidate, candidate_url = found
+        seen = [first]
+        for _ in range(SETTLE_TRIES):
+            await asyncio.sleep(route.compare.settle_ms / 1000 / SETTLE_TRIES)
+            try:
+                candidate, candidate_url = await self.gateway.fetch(
+                    service=route.service, method=method, target=target, headers=headers,
+                    route=route,
+                )  # fmt: skip
+                for primary in seen:
+                    if not compare_responses(
+                        rules=route.compare, noise=noise, expected=primary, actual=candidate
+                    )[0]:
+                        return [], primary, candidate, candidate_url
+                primary, _ = await self.gateway.fetch(
+                    service=MONOLITH, method=method, target=target, headers=headers, route=route
+                )
+            except Exception:  # what was found stands when asking again fails
+                return found
+            seen.append(primary)
             paths, _ = compare_responses(
-                rules=route.compare, noise=noise, expected=first, actual=candidate
+                rules=route.compare, noise=noise, expected=primary, actual=candidate
             )
             if not paths:
-                return paths, first, candidate, candidate_url
-            primary, _ = await self.gateway.fetch(
-                service=MONOLITH, method=method, target=target, headers=headers, route=route
-            )
-        except Exception:  # the first comparison stands when the second cannot be made
-            return found
-        paths, _ = compare_responses(
-            rules=route.compare, noise=noise, expected=primary, actual=candidate
-        )
-        return (paths, primary, candidate, candidate_url) if paths else (paths, *found[1:])
+                return paths, primary, candidate, candidate_url
+        return paths, seen[-1], candidate, candidate_url
 
     async def _run(
         self, *, route: Route, method: str, target: str, headers, primary: Answer
