@@ -35,8 +35,10 @@ class InboxEventAdmin(ReadOnlyAdmin):
 
 @admin.register(ConsumerCursor)
 class ConsumerCursorAdmin(ReadOnlyAdmin):
-    list_display = ["consumer", "aggregate_type", "aggregate_id", "last_sequence", "updated_at"]
-    list_filter = ["consumer", "aggregate_type"]
+    list_display = [
+        "consumer", "aggregate_type", "aggregate_id", "origin", "last_sequence", "updated_at",
+    ]  # fmt: skip
+    list_filter = ["consumer", "aggregate_type", "origin"]
     search_fields = ["aggregate_id"]
 
 

@@ -1,10 +1,14 @@
-"""Apply one event for one consumer: effect once, in order per aggregate, echoes dropped.
+"""Apply one event for one consumer: effect once, in order per aggregate and writer, echoes dropped.
 
 `event_apply` is the whole decision, free of the broker, so it is tested directly and shared
 by the queue consumer and the stream replayer. In one transaction it locks the consumer's
 cursor for the aggregate, refuses duplicates (inbox row or sequence already passed), refuses
 events whose predecessor has not been applied, then records the inbox row, runs the handlers
 and advances the cursor. A handler that raises rolls all of it back.
+
+Every writing service numbers an aggregate's events with its own counter (the monolith and an
+extracted service both write `payment.*` during a canary), so the cursor is per (aggregate,
+origin): sequence 1 from "payments" is news after sequence 1 from "monolith", not a repeat.
 """
 
 from __future__ import annotations
@@ -48,20 +52,24 @@ def envelope_upcast(envelope: Envelope) -> Envelope:
 
 
 def _cursor_lock(*, consumer: str, envelope: Envelope) -> int:
-    """Return the consumer's last applied sequence of the aggregate, its row locked till commit."""
+    """Return the last sequence applied from the envelope's writer, its row locked till commit."""
     table = connection.ops.quote_name(ConsumerCursor._meta.db_table)
     # One statement creates the cursor at 0 or locks the existing one; a no-op update is
     # what makes ON CONFLICT take the row lock and return the row.
     sql = (
-        f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, last_sequence, updated_at) "  # noqa: S608
-        "VALUES (%s, %s, %s, 0, %s) ON CONFLICT (consumer, aggregate_type, aggregate_id) "
+        f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, origin, last_sequence, "  # noqa: S608
+        "updated_at) VALUES (%s, %s, %s, %s, 0, %s) "
+        "ON CONFLICT (consumer, aggregate_type, aggregate_id, origin) "
         f"DO UPDATE SET last_sequence = {table}.last_sequence RETURNING last_sequence"
     )
     with connection.cursor() as cursor:
         now = ConsumerCursor._meta.get_field("updated_at").get_db_prep_value(
             timezone.now(), connection
         )
-        cursor.execute(sql, [consumer, envelope.aggregate_type, envelope.aggregate_id, now])
+        cursor.execute(
+            sql,
+            [consumer, envelope.aggregate_type, envelope.aggregate_id, envelope.origin, now],
+        )
         return cursor.fetchone()[0]
 
 
@@ -86,11 +94,12 @@ def _inbox_insert(*, consumer: str, envelope: Envelope) -> bool:
 
 
 def _cursor_advance(*, consumer: str, envelope: Envelope, ordered: bool) -> Outcome | None:
-    """Move the aggregate's cursor to this sequence and return None, or say why it cannot."""
+    """Move the aggregate's cursor for this writer to this sequence (None), or say why not."""
     cursors = ConsumerCursor.objects.filter(
         consumer=consumer,
         aggregate_type=envelope.aggregate_type,
         aggregate_id=envelope.aggregate_id,
+        origin=envelope.origin,
     )
     # The common case in one statement: the row lock the UPDATE takes serialises competing
     # consumers, and a loser re-reads the row and falls through to the careful path.
@@ -106,16 +115,23 @@ def _cursor_advance(*, consumer: str, envelope: Envelope, ordered: bool) -> Outc
     if envelope.sequence <= last:
         return Outcome.DUPLICATE
     if ordered and envelope.sequence != last + 1:
-        parked_before = DeadLetter.objects.filter(
-            consumer=consumer,
-            aggregate_type=envelope.aggregate_type,
-            aggregate_id=envelope.aggregate_id,
-            sequence__lt=envelope.sequence,
-            replayed_at=None,
-        ).exists()
-        return Outcome.BLOCKED if parked_before else Outcome.GAP
+        return (
+            Outcome.BLOCKED if _parked_before(consumer=consumer, envelope=envelope) else Outcome.GAP
+        )
     cursors.update(last_sequence=envelope.sequence, updated_at=now)
     return None
+
+
+def _parked_before(*, consumer: str, envelope: Envelope) -> bool:
+    """Say whether an earlier event of the aggregate from the same writer is parked."""
+    return DeadLetter.objects.filter(
+        consumer=consumer,
+        aggregate_type=envelope.aggregate_type,
+        aggregate_id=envelope.aggregate_id,
+        origin=envelope.origin,
+        sequence__lt=envelope.sequence,
+        replayed_at=None,
+    ).exists()
 
 
 def event_apply(
@@ -165,6 +181,7 @@ def dead_letter_park(
             "aggregate_type": envelope.aggregate_type,
             "aggregate_id": envelope.aggregate_id,
             "sequence": envelope.sequence,
+            "origin": envelope.origin,
             "envelope": envelope.to_dict(),
             "reason": DeadLetterReason(reason),
             "error": error[:10_000],
@@ -176,8 +193,9 @@ def dead_letter_park(
     return letter
 
 
-def _key(envelope: Envelope) -> tuple[str, str]:
-    return envelope.aggregate_type, envelope.aggregate_id
+def _key(envelope: Envelope) -> tuple[str, str, str]:
+    """Return the cursor's key within a consumer: the aggregate and the writer numbering it."""
+    return envelope.aggregate_type, envelope.aggregate_id, envelope.origin
 
 
 def events_apply_batch(
@@ -224,14 +242,8 @@ def events_apply_batch(
             refused.append(envelope.id)
             continue
         if envelope.sequence != last[key] + 1:
-            parked_before = DeadLetter.objects.filter(
-                consumer=consumer,
-                aggregate_type=envelope.aggregate_type,
-                aggregate_id=envelope.aggregate_id,
-                sequence__lt=envelope.sequence,
-                replayed_at=None,
-            ).exists()
-            outcomes[i] = Outcome.BLOCKED if parked_before else Outcome.GAP
+            parked = _parked_before(consumer=consumer, envelope=envelope)
+            outcomes[i] = Outcome.BLOCKED if parked else Outcome.GAP
             refused.append(envelope.id)
             continue
         last[key] = envelope.sequence
@@ -280,22 +292,22 @@ def _inbox_insert_many(*, consumer: str, envelopes: Sequence[Envelope]) -> set[s
     return {row[0] for row in returned}
 
 
-def _cursors_lock_many(*, consumer: str, keys: set[tuple[str, str]]) -> dict:
+def _cursors_lock_many(*, consumer: str, keys: set[tuple[str, str, str]]) -> dict:
     """Lock (creating at 0) the cursors of `keys`, in sorted order; return their sequences."""
     from psycopg2.extras import execute_values
 
     table = connection.ops.quote_name(ConsumerCursor._meta.db_table)
     now = timezone.now()
-    rows = [(consumer, t, a, 0, now) for t, a in sorted(keys)]
+    rows = [(consumer, t, a, o, 0, now) for t, a, o in sorted(keys)]
     sql = (
-        f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, last_sequence, updated_at) "  # noqa: S608
-        "VALUES %s ON CONFLICT (consumer, aggregate_type, aggregate_id) "
+        f"INSERT INTO {table} (consumer, aggregate_type, aggregate_id, origin, last_sequence, "  # noqa: S608
+        "updated_at) VALUES %s ON CONFLICT (consumer, aggregate_type, aggregate_id, origin) "
         f"DO UPDATE SET last_sequence = {table}.last_sequence "
-        "RETURNING aggregate_type, aggregate_id, last_sequence"
+        "RETURNING aggregate_type, aggregate_id, origin, last_sequence"
     )
     with connection.cursor() as cursor:
         returned = execute_values(cursor.cursor, sql, rows, page_size=len(rows), fetch=True)
-    return {(t, a): sequence for t, a, sequence in returned}
+    return {(t, a, o): sequence for t, a, o, sequence in returned}
 
 
 def _cursors_update_many(*, consumer: str, sequences: dict) -> None:
@@ -306,17 +318,17 @@ def _cursors_update_many(*, consumer: str, sequences: dict) -> None:
     table = connection.ops.quote_name(ConsumerCursor._meta.db_table)
     sql = (
         f"UPDATE {table} AS c SET last_sequence = v.sequence, updated_at = v.at "  # noqa: S608
-        "FROM (VALUES %s) AS v(consumer, aggregate_type, aggregate_id, sequence, at) "
+        "FROM (VALUES %s) AS v(consumer, aggregate_type, aggregate_id, origin, sequence, at) "
         "WHERE c.consumer = v.consumer AND c.aggregate_type = v.aggregate_type "
-        "AND c.aggregate_id = v.aggregate_id"
+        "AND c.aggregate_id = v.aggregate_id AND c.origin = v.origin"
     )
     now = timezone.now()
-    rows = [(consumer, t, a, sequence, now) for (t, a), sequence in sequences.items()]
+    rows = [(consumer, t, a, o, sequence, now) for (t, a, o), sequence in sequences.items()]
     with connection.cursor() as cursor:
         execute_values(
             cursor.cursor,
             sql,
             rows,
-            template="(%s, %s, %s, %s::bigint, %s::timestamptz)",
+            template="(%s, %s, %s, %s, %s::bigint, %s::timestamptz)",
             page_size=len(rows),
         )

@@ -3,8 +3,12 @@
 AggregateSequence  one row per aggregate: the last sequence handed out (locked by the writer)
 OutboxEvent        one row per event written; pending until the relay marks it sent
 InboxEvent         one row per (consumer, event id) applied: the effect-once key
-ConsumerCursor     per consumer and aggregate: the highest sequence applied (ordering)
+ConsumerCursor     per consumer, aggregate and origin (writer): the highest sequence applied
 DeadLetter         per consumer: an event parked after its retries, until replay or purge
+
+Each writing service numbers an aggregate's events with its own counter, so a sequence means
+something only together with the envelope's `origin`: cursors (and the parked-predecessor
+checks) are kept per (aggregate, origin).
 """
 
 from __future__ import annotations
@@ -100,18 +104,24 @@ class ConsumerCursor(models.Model):
     consumer = models.CharField(max_length=64)
     aggregate_type = models.CharField(max_length=64)
     aggregate_id = models.CharField(max_length=128)
+    # The writer whose counter `last_sequence` follows: two halves number one aggregate apart.
+    origin = models.CharField(max_length=64, default="", blank=True)
     last_sequence = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["consumer", "aggregate_type", "aggregate_id"], name="outbox_cursor_unique"
+                fields=["consumer", "aggregate_type", "aggregate_id", "origin"],
+                name="outbox_cursor_origin_unique",
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.consumer}: {self.aggregate_type}:{self.aggregate_id} @ {self.last_sequence}"
+        return (
+            f"{self.consumer}: {self.aggregate_type}:{self.aggregate_id} from {self.origin} "
+            f"@ {self.last_sequence}"
+        )
 
 
 class DeadLetterReason(models.TextChoices):
@@ -128,6 +138,7 @@ class DeadLetter(models.Model):
     aggregate_type = models.CharField(max_length=64)
     aggregate_id = models.CharField(max_length=128)
     sequence = models.PositiveBigIntegerField()
+    origin = models.CharField(max_length=64, default="", blank=True)  # whose sequence it is
     envelope = models.JSONField()
     reason = models.CharField(max_length=16, choices=DeadLetterReason.choices)
     error = models.TextField(blank=True)

@@ -46,7 +46,7 @@ def dead_letters_filter(
         "id__in": ids,
     }
     return letters.filter(**{k: v for k, v in filters.items() if v is not None}).order_by(
-        "consumer", "aggregate_type", "aggregate_id", "sequence"
+        "consumer", "aggregate_type", "aggregate_id", "origin", "sequence"
     )
 
 

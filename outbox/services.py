@@ -13,7 +13,11 @@ from .topology import service_queue_name
 
 
 def _with_followers(letters: QuerySet[DeadLetter]) -> list[DeadLetter]:
-    """Add every later parked event of the same consumer and aggregate, in sequence order."""
+    """Add every later parked event of the same consumer, aggregate and writer, in order.
+
+    Sequences of one aggregate from two writers are unrelated counters: only the same
+    origin's later events were held back by these.
+    """
     chosen = list(letters)
     if not chosen:
         return []
@@ -23,20 +27,23 @@ def _with_followers(letters: QuerySet[DeadLetter]) -> list[DeadLetter]:
             consumer=letter.consumer,
             aggregate_type=letter.aggregate_type,
             aggregate_id=letter.aggregate_id,
+            origin=letter.origin,
             sequence__gt=letter.sequence,
         )
     extra = DeadLetter.objects.filter(followers, replayed_at=None)
     merged = {letter.id: letter for letter in [*chosen, *extra]}
     return sorted(
-        merged.values(), key=lambda d: (d.consumer, d.aggregate_type, d.aggregate_id, d.sequence)
+        merged.values(),
+        key=lambda d: (d.consumer, d.aggregate_type, d.aggregate_id, d.origin, d.sequence),
     )
 
 
 def dead_letter_replay(*, letters: QuerySet[DeadLetter], broker_url: str | None = None) -> int:
     """Send parked events back to their consumer's queue, in sequence order; return the count.
 
-    Later parked events of the same aggregate go along: they were parked only because these
-    were. A replayed event that fails again is parked again, with its attempts counted afresh.
+    Later parked events of the same aggregate and writer go along: they were parked only
+    because these were. A replayed event that fails again is parked again, with its attempts
+    counted afresh.
     """
     replay = _with_followers(letters)
     if not replay:

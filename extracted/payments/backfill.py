@@ -12,11 +12,12 @@ Handing over to the live stream with no gap and no duplicate:
    walks (new rows below the walk's position are covered by their events).
 2. Per batch the backfill reads the monolith's outbox sequence of each aggregate FIRST, then the
    rows: the copied row includes at least the effects of events up to that sequence.
-3. In the same transaction it moves the consumer's cursor for that aggregate up to the sequence
-   (`outbox.models.ConsumerCursor`, locked like the runtime locks it). Queued events at or below
-   it are then duplicates the runtime skips; later ones apply in order, without waiting for
-   predecessors that were published before the queue existed. If the cursor is already ahead
-   (the stream applied a newer event first), the older copy is skipped.
+3. In the same transaction it moves the consumer's cursor for that aggregate and the origin
+   "monolith" up to the sequence (`outbox.models.ConsumerCursor`, locked like the runtime locks
+   it; cursors are per writer because each half numbers an aggregate's events apart). Queued
+   monolith events at or below it are then duplicates the runtime skips; later ones apply in
+   order, without waiting for predecessors that were published before the queue existed. If the
+   cursor is already ahead (the stream applied a newer event first), the older copy is skipped.
 4. The handlers are upserts that only move statuses forward, so an event whose effect a copy
    already holds changes nothing.
 """
@@ -40,6 +41,8 @@ from .replicas import order_replica_apply
 from .sync import payment_sync_apply
 
 PHASES = ("orders", "payments")
+# The origin of the events the monolith's counter numbers (its STRANGLER_SERVICE_NAME).
+SOURCE_ORIGIN = "monolith"
 
 
 @dataclass
@@ -50,9 +53,12 @@ class BackfillResult:
 
 
 def _cursor_claim(*, aggregate_type: str, aggregate_id: str, sequence: int) -> bool:
-    """Move the consumer's cursor up to `sequence`; return False if the stream is past it."""
+    """Move the cursor of the monolith's events up to `sequence`; False if the stream is past it."""
     cursor, _ = ConsumerCursor.objects.select_for_update().get_or_create(
-        consumer=CONSUMER, aggregate_type=aggregate_type, aggregate_id=aggregate_id
+        consumer=CONSUMER,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        origin=SOURCE_ORIGIN,
     )
     if cursor.last_sequence > sequence:
         return False

@@ -75,7 +75,11 @@ def ids_after(db: BaseDatabaseWrapper, *, table: str, after: str, limit: int) ->
 def sequences(
     db: BaseDatabaseWrapper, *, aggregate_type: str, ids: Sequence[Any]
 ) -> dict[str, int]:
-    """Return the monolith's last outbox sequence of each aggregate in `ids` (absent: none)."""
+    """Return the monolith's last outbox sequence of each aggregate in `ids` (absent: none).
+
+    The counter numbers the events the monolith writes (origin "monolith") and no others: the
+    service's own events of the same aggregate have their own counter and cursor.
+    """
     names = [str(as_uuid(value)) for value in ids]
     if not names:
         return {}

@@ -169,3 +169,68 @@ def test_a_batch_applies_each_event_once_and_in_order_like_one_by_one():
             consumer="shop", envelopes=[two, envelope(4)], subscriptions_for=lambda t: SUBS
         )
     assert again == [Outcome.DUPLICATE, Outcome.APPLIED]
+
+
+def test_the_same_sequence_from_the_other_half_is_applied_not_dropped_as_old():
+    # payment P: succeeded on the monolith (its seq 1), refunded on the payments service
+    # (its own counter: seq 1 too) during a canary; a consumer hearing both must apply both.
+    runs = []
+    subs = [Subscription("notifications", "#", runs.append)]
+    succeeded = envelope(1, aggregate_id="P", origin="monolith")
+    refunded = envelope(1, aggregate_id="P", origin="payments")
+    for event in (succeeded, refunded):
+        outcome = event_apply(consumer="notifications", envelope=event, subscriptions=subs)
+        assert outcome == Outcome.APPLIED
+    assert [event.id for event in runs] == [succeeded.id, refunded.id]
+    cursors = ConsumerCursor.objects.filter(consumer="notifications", aggregate_id="P")
+    assert dict(cursors.values_list("origin", "last_sequence")) == {"monolith": 1, "payments": 1}
+
+
+def test_each_writer_of_an_aggregate_is_ordered_on_its_own():
+    assert apply(envelope(1, origin="monolith")) == Outcome.APPLIED
+    assert apply(envelope(2, origin="payments")) == Outcome.GAP  # payments' 1 not seen yet
+    assert apply(envelope(1, origin="monolith")) == Outcome.DUPLICATE  # a new id, an old seq
+    assert apply(envelope(1, origin="payments")) == Outcome.APPLIED
+    assert apply(envelope(2, origin="payments")) == Outcome.APPLIED
+    assert apply(envelope(2, origin="monolith")) == Outcome.APPLIED
+
+
+def test_a_batch_keeps_one_cursor_per_writer_of_an_aggregate():
+    from django.db import transaction
+
+    from outbox.inbox import events_apply_batch
+
+    batch = [
+        envelope(1, origin="monolith"), envelope(1, origin="payments"),
+        envelope(2, origin="payments"), envelope(3, origin="monolith"),
+    ]  # fmt: skip
+    with transaction.atomic():
+        outcomes = events_apply_batch(
+            consumer="shop", envelopes=batch, subscriptions_for=lambda event_type: SUBS
+        )
+    assert outcomes == [Outcome.APPLIED, Outcome.APPLIED, Outcome.APPLIED, Outcome.GAP]
+    cursors = ConsumerCursor.objects.filter(consumer="shop", aggregate_id="A")
+    assert dict(cursors.values_list("origin", "last_sequence")) == {"monolith": 1, "payments": 2}
+
+
+def test_an_event_is_not_blocked_by_a_parked_event_of_the_other_writer():
+    parked = envelope(1, origin="monolith")
+    dead_letter_park(consumer="shop", envelope=parked, reason="failed", error="x", attempts=3)
+    assert apply(envelope(2, origin="payments")) == Outcome.GAP
+    assert apply(envelope(1, origin="payments")) == Outcome.APPLIED
+    assert apply(envelope(2, origin="monolith")) == Outcome.BLOCKED
+
+
+def test_replaying_a_parked_event_takes_later_ones_of_its_writer_only():
+    from outbox.models import DeadLetter
+    from outbox.services import _with_followers
+
+    for sequence, origin in [(1, "monolith"), (2, "monolith"), (3, "payments")]:
+        dead_letter_park(
+            consumer="shop", envelope=envelope(sequence, origin=origin), reason="blocked",
+            error="x", attempts=0,
+        )  # fmt: skip
+    first = DeadLetter.objects.filter(sequence=1)
+    assert [(d.origin, d.sequence) for d in _with_followers(first)] == [
+        ("monolith", 1), ("monolith", 2),
+    ]  # fmt: skip

@@ -98,7 +98,9 @@ def test_backfill_hands_over_to_the_stream_with_no_gap_and_no_duplicate(source_d
 
     payments_backfill(source_db=source_db, batch=10, progress=False)
 
-    cursor_row = ConsumerCursor.objects.get(consumer="payments", aggregate_id=str(payment_id))
+    cursor_row = ConsumerCursor.objects.get(
+        consumer="payments", aggregate_id=str(payment_id), origin="monolith"
+    )
     assert cursor_row.last_sequence == 1
     payload = {
         "payment_id": str(payment_id),
@@ -133,7 +135,7 @@ def test_backfill_skips_a_copy_older_than_what_the_stream_applied(source_db, mon
         sequence_set(cursor, aggregate_type="payment", aggregate_id=payment_id, last=1)
     ConsumerCursor.objects.create(
         consumer="payments", aggregate_type="payment", aggregate_id=str(payment_id),
-        last_sequence=2,
+        origin="monolith", last_sequence=2,
     )  # fmt: skip
 
     result = payments_backfill(source_db=source_db, batch=10, progress=False)
