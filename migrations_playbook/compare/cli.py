@@ -118,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--save-cases", metavar="DIR", help="with --replay: write each mismatch as a contract case"
     )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="with --replay: send this header instead of the recorded one (repeatable), e.g. "
+        "'Authorization: Bearer <token>' for recordings whose credentials the proxy redacted",
+    )
     return parser
 
 

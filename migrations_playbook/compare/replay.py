@@ -20,6 +20,7 @@ The comparison itself is `strangler_proxy.compare.compare_responses`, imported, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -205,6 +206,26 @@ class RuleBook:
             if found is not None:
                 return found[0].compare
         return CompareRules()
+
+
+def headers_parse(values: list[str]) -> dict[str, str]:
+    """Parse `--header 'Name: value'` options; raise ValueError naming a malformed one."""
+    parsed: dict[str, str] = {}
+    for raw in values:
+        name, colon, value = raw.partition(":")
+        if not colon or not name.strip() or any(c.isspace() for c in name.strip()):
+            raise ValueError(f"--header {raw!r}: expected 'Name: value'")
+        parsed[name.strip()] = value.strip()
+    return parsed
+
+
+def record_with_headers(record: Recorded, overrides: dict[str, str]) -> Recorded:
+    """Return `record` sending `overrides` in place of its headers of the same names."""
+    if not overrides:
+        return record
+    lowered = {name.lower() for name in overrides}
+    kept = {k: v for k, v in record.headers.items() if k.lower() not in lowered}
+    return dataclasses.replace(record, headers=kept | overrides)
 
 
 def _send(session: requests.Session, base_url: str, record: Recorded) -> tuple[int, Any, bytes]:

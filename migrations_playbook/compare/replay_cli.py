@@ -9,7 +9,15 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .replay import ReplayFileError, cases_save, replay_load, replay_run, rules_from_proxies
+from .replay import (
+    ReplayFileError,
+    cases_save,
+    headers_parse,
+    record_with_headers,
+    replay_load,
+    replay_run,
+    rules_from_proxies,
+)
 from .report import CSS
 
 OK, MISMATCH, USAGE, BROKEN = 0, 1, 2, 3
@@ -23,6 +31,12 @@ def replay_main(args: argparse.Namespace, out: Path, progress) -> int:
     except (OSError, ReplayFileError) as exc:
         print(f"strangler compare: {exc}", file=sys.stderr)
         return USAGE
+    try:
+        overrides = headers_parse(args.header)
+    except ValueError as exc:
+        print(f"strangler compare: {exc}", file=sys.stderr)
+        return USAGE
+    records = [record_with_headers(record, overrides) for record in records]
     rules = rules_from_proxies(url_a, url_b)
     progress.say(f"replaying {len(records)} requests against {url_a} and {url_b}; {rules.note}")
     results = replay_run(records=records, before_url=url_a, after_url=url_b, rules=rules)

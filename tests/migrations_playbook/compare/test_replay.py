@@ -277,3 +277,32 @@ def test_replay_needs_two_urls(capsys):
 
     assert exited.value.code == 2
     assert "--replay and --save-cases need --against" in capsys.readouterr().err
+
+
+def test_a_header_option_replaces_the_recorded_header_of_the_same_name_whatever_its_case():
+    from migrations_playbook.compare.replay import Recorded, headers_parse, record_with_headers
+
+    record = Recorded(
+        line=1,
+        method="GET",
+        path="/api/payments/",
+        headers={"authorization": "Bearer <redacted>", "Accept": "application/json"},
+    )
+    overrides = headers_parse(["Authorization: Bearer real-token"])
+
+    replayed = record_with_headers(record, overrides)
+
+    assert replayed.headers == {"Accept": "application/json", "Authorization": "Bearer real-token"}
+
+
+def test_a_malformed_header_option_is_refused_naming_it(tmp_path, capsys):
+    replay = tmp_path / "traffic.jsonl"
+    replay.write_text(json.dumps({"method": "GET", "path": "/healthz"}) + "\n")
+
+    status = main(
+        ["--against", "http://127.0.0.1:9", "http://127.0.0.1:9", "--replay", str(replay),
+         "--header", "no colon here", "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+
+    assert status == 2
+    assert "--header 'no colon here': expected 'Name: value'" in capsys.readouterr().err
