@@ -384,7 +384,7 @@ class Demo:
         if death:
             raise DemoFailed(death)
 
-    def playbook(self, *args: str) -> int:
+    def playbook(self, *args: str, on_line=lambda line: None) -> int:
         """Run `strangler playbook ARGS`, its output indented; return its exit status."""
         argv = [sys.executable, "-m", "migrations_playbook.cli", "playbook", *args]
         argv += ["--proxy", self.proxy_url, "--var-dir", str(self.var_dir)]
@@ -400,6 +400,7 @@ class Demo:
             shown = line.rstrip("\n").split("\r")[-1].rstrip()
             if shown:
                 print(f"demo |   | {shown}", flush=True)
+                on_line(shown)
         status = process.wait()
         if status != 0:
             self.problems.append(f"`strangler playbook {' '.join(args)}` exited {status}")
@@ -536,7 +537,27 @@ class Demo:
         heading("rolling step 1 back: traffic and ownership return to the monolith")
         say(f"what changes: {WHAT_CHANGES['monolith']}")
         self.load.stage = "rolling back"
-        if self.playbook("rollback", str(STEP)) != 0:
+        switched: list[float] = []
+
+        def pause_once_switched(line: str) -> None:
+            # Traffic keeps flowing through the switch; then the clients pause so the outbox can
+            # drain to zero: under steady writes on the embedded broker, which polls, the lag
+            # is rarely zero twice in a row (the playbook's drain condition).
+            if f"{ROUTE}: back to monolith" in line:
+                switched.append(time.monotonic())
+            elif (
+                switched
+                and self.load.running.is_set()
+                and (time.monotonic() - switched[0] > self.dwell / 2)
+            ):
+                say("  (the clients pause while the playbook waits for the outbox to drain)")
+                self.load.pause()
+
+        try:
+            status = self.playbook("rollback", str(STEP), on_line=pause_once_switched)
+        finally:
+            self.load.resume()
+        if status != 0:
             raise DemoFailed("the rollback did not complete")
         self.watch("rolled back", self.dwell)
         self.drained_reconcile("after the rollback")
