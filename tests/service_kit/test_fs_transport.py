@@ -170,3 +170,13 @@ def test_a_delay_queue_declared_by_another_process_is_honoured(options):
     publish(options, delay, {"event": "waiting"})
     assert take_all(options, target, until=1, timeout=0.2) == []
     assert take_all(options, target, until=1, timeout=5) == [{"event": "waiting"}]
+
+
+def test_messages_published_in_one_burst_are_taken_in_order(options):
+    queue = f"order.{uuid.uuid4().hex[:6]}"
+    declare(options, queue)
+    with connect(options) as conn:
+        producer = conn.Producer()
+        for number in range(200):  # many within the same millisecond
+            producer.publish({"n": number}, exchange="", routing_key=queue, serializer="json")
+    assert [body["n"] for body in take_all(options, queue, until=200)] == list(range(200))
