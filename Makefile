@@ -21,9 +21,11 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-## run: the monolith, its Celery worker and beat on the embedded default (SQLite + filesystem broker)
+## run: the migration walk-through on the embedded default (SQLite + filesystem broker): the step-1
+## stack, client traffic, the playbook 0 -> 1 through every gated stage, rollback, forward again;
+## then the stack stays up with its URLs until Ctrl-C.
 run: $(STAMP)
-	$(BIN)/strangler up
+	$(BIN)/strangler demo
 
 ## lint: ruff and the import boundaries
 lint: $(STAMP)
