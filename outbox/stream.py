@@ -80,16 +80,23 @@ def replay_into(
     offset: str | int | datetime = "first",
     subscriptions_for: Callable[[str], list],
     limit: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 1000,
 ) -> dict[str, int]:
-    """Apply the stream's events for `consumer` through its inbox; return outcome counts."""
+    """Apply the stream's events for `consumer` through its inbox; return outcome counts.
+
+    `progress(done)` is called every `progress_every` events, so a long replay shows it moves.
+    """
     from .inbox import event_apply
 
     counts: dict[str, int] = {}
-    for record in stream_read(offset=offset, limit=limit):
+    for done, record in enumerate(stream_read(offset=offset, limit=limit), start=1):
         outcome = event_apply(
             consumer=consumer,
             envelope=record.envelope,
             subscriptions=subscriptions_for(record.envelope.type),
         )
         counts[outcome] = counts.get(outcome, 0) + 1
+        if progress is not None and done % progress_every == 0:
+            progress(done)
     return counts

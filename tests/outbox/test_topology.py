@@ -114,3 +114,30 @@ def test_consumer_queue_dead_letters_rejections_to_its_dlq(broker):
                 break
         channel.basic_reject(message.delivery_tag, requeue=False)
     assert [m.body for m in _get_all(f"{service}.events.dlq")] == [b"not an envelope"]
+
+
+def test_outbox_consume_from_stream_rebuilds_a_new_consumer_once(broker, monkeypatch):
+    from django.core.management import call_command
+
+    from outbox.management.commands import outbox_consume
+    from outbox.registry import Registry
+
+    publish_events(3)
+    seen = []
+    private = Registry()
+    private.subscribe(Subscription("rebuilt", "#", seen.append))
+    monkeypatch.setattr(outbox_consume, "registry", private)
+
+    for _ in range(2):  # the second replay finds every event in the inbox already
+        call_command(
+            "outbox_consume", "--service", "rebuilt", "--from-stream", "first", "--replay-only"
+        )
+
+    assert [e.sequence for e in seen] == [1, 2, 3]
+
+
+def test_outbox_consume_refuses_a_stream_offset_it_cannot_read():
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--from-stream 'yesterday': expected first, last"):
+        call_command("outbox_consume", "--service", "x", "--from-stream", "yesterday")
