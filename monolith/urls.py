@@ -2,14 +2,14 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
 
 from service_kit import errors, health
+from service_kit.schema import SchemaView
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/", include("monolith.users.urls")),
     path("api/", include("monolith.orders.urls")),
     path("api/", include("monolith.payments.urls")),
