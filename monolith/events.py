@@ -98,20 +98,25 @@ def order_placed_publish(*, order: Order, items: Sequence[OrderItem]) -> OutboxE
     )
 
 
+def _order_moved(order: Order, *, at: str) -> dict:
+    """Return the payload of an order that just changed status, stamped under the key `at`."""
+    return {
+        "order_id": order.pk,
+        "user_id": order.user_id,
+        "status": order.status,
+        "total": _money(order.total),
+        "currency": order.currency,
+        at: order.updated_at,
+    }
+
+
 def order_cancelled_publish(*, order: Order) -> OutboxEvent:
     """Record `order.cancelled` for an order just moved to cancelled."""
     return outbox.publish(
         event_type="order.cancelled",
         aggregate_type="order",
         aggregate_id=str(order.pk),
-        payload={
-            "order_id": order.pk,
-            "user_id": order.user_id,
-            "status": order.status,
-            "total": _money(order.total),
-            "currency": order.currency,
-            "cancelled_at": order.updated_at,
-        },
+        payload=_order_moved(order, at="cancelled_at"),
     )
 
 
@@ -121,14 +126,7 @@ def order_shipped_publish(*, order: Order) -> OutboxEvent:
         event_type="order.shipped",
         aggregate_type="order",
         aggregate_id=str(order.pk),
-        payload={
-            "order_id": order.pk,
-            "user_id": order.user_id,
-            "status": order.status,
-            "total": _money(order.total),
-            "currency": order.currency,
-            "shipped_at": order.updated_at,
-        },
+        payload=_order_moved(order, at="shipped_at"),
     )
 
 
@@ -138,15 +136,7 @@ def order_paid_publish(*, order: Order, payment: Payment, cause: OutboxEvent) ->
         event_type="order.paid",
         aggregate_type="order",
         aggregate_id=str(order.pk),
-        payload={
-            "order_id": order.pk,
-            "user_id": order.user_id,
-            "status": order.status,
-            "payment_id": payment.pk,
-            "total": _money(order.total),
-            "currency": order.currency,
-            "paid_at": order.updated_at,
-        },
+        payload=_order_moved(order, at="paid_at") | {"payment_id": payment.pk},
         correlation_id=cause.correlation_id,
         causation_id=str(cause.event_id),
     )
