@@ -118,6 +118,27 @@ _GUNICORN = (
 )
 _RELAY_READY = r"outbox relay publishing to"
 
+# (process name, consumer service) of the monolith's outbox consumers.
+_MONOLITH_CONSUMERS = (
+    ("notifications", "notifications"),
+    ("analytics", "analytics"),
+    ("monolith-consumer", "monolith"),
+)
+
+
+def _monolith_consumer(name: str, service: str) -> ProcessSpec:
+    """Return the spec of `manage.py outbox_consume --service SERVICE` in the monolith."""
+    return ProcessSpec(
+        name=name,
+        argv=("python", "manage.py", "outbox_consume", "--service", service),
+        steps=_ALL,
+        ready_log=rf"outbox consumer '{service}' bound to",
+        env=_DJANGO,
+        settings=MONOLITH_SETTINGS,
+        after=("migrate",),
+    )
+
+
 PROCESSES: tuple[ProcessSpec, ...] = (
     ProcessSpec(
         name="migrate",
@@ -208,34 +229,9 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         settings=MONOLITH_SETTINGS,
         after=("migrate",),
     ),
-    ProcessSpec(
-        name="notifications",
-        argv=("python", "manage.py", "outbox_consume", "--service", "notifications"),
-        steps=_ALL,
-        ready_log=r"outbox consumer 'notifications' bound to",
-        env=_DJANGO,
-        settings=MONOLITH_SETTINGS,
-        after=("migrate",),
-    ),
-    ProcessSpec(
-        name="analytics",
-        argv=("python", "manage.py", "outbox_consume", "--service", "analytics"),
-        steps=_ALL,
-        ready_log=r"outbox consumer 'analytics' bound to",
-        env=_DJANGO,
-        settings=MONOLITH_SETTINGS,
-        after=("migrate",),
-    ),
-    ProcessSpec(
-        name="monolith-consumer",
-        # The monolith's copy of payments taken by the service (step 1); idle before that.
-        argv=("python", "manage.py", "outbox_consume", "--service", "monolith"),
-        steps=_ALL,
-        ready_log=r"outbox consumer 'monolith' bound to",
-        env=_DJANGO,
-        settings=MONOLITH_SETTINGS,
-        after=("migrate",),
-    ),
+    # The monolith's subscribers; "monolith" applies the payments service's events (step 1) and
+    # is idle before that.
+    *(_monolith_consumer(name, service) for name, service in _MONOLITH_CONSUMERS),
     ProcessSpec(
         name="payments",
         argv=("gunicorn", "extracted.payments.wsgi", "--bind", "{bind}:{port}", *_GUNICORN),
