@@ -183,6 +183,9 @@ def ledger_path() -> Path:
     return Path(configured) if configured else var_dir() / "simulated-provider.sqlite3"
 
 
+_ledgers_ready: set[Path] = set()
+
+
 @contextmanager
 def _ledger() -> Iterator[sqlite3.Connection]:
     """Open the ledger in one immediate (write-locked) transaction.
@@ -192,10 +195,14 @@ def _ledger() -> Iterator[sqlite3.Connection]:
     another gunicorn worker, or by the other half, finds the charge.
     """
     path = ledger_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = path not in _ledgers_ready  # set up once per file and process, not per charge
+    if fresh:
+        path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
-        db.executescript(_SCHEMA)
+        if fresh:
+            db.executescript(_SCHEMA)
+            _ledgers_ready.add(path)
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
