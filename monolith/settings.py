@@ -16,6 +16,7 @@ from service_kit.env import (
     env_float,
     env_int,
     env_str,
+    relay_poll_seconds,
     var_dir,
 )
 
@@ -149,6 +150,7 @@ DEFAULT_FROM_EMAIL = env_str("STRANGLER_FROM_EMAIL", "shop@strangler.example")
 BROKER_URL = broker_url()
 BROKER_TRANSPORT_OPTIONS = broker_transport_options(BROKER_URL)
 REDIS_URL = env_str("REDIS_URL", "")
+OUTBOX_RELAY_POLL_S = relay_poll_seconds(DATABASES["default"])
 CELERY_BROKER_URL = BROKER_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = BROKER_TRANSPORT_OPTIONS
 CELERY_RESULT_BACKEND = env_str(

@@ -5,6 +5,7 @@
 | `DATABASE_URL` | SQLite `var/payments.sqlite3` | the service's own database |
 | `MONOLITH_DATABASE_URL` | (unset) | the monolith's database, read only, for backfill/reconcile |
 | `BROKER_URL` | `filesystem://` under var | where its outbox publishes and its consumer reads |
+| `OUTBOX_RELAY_POLL_S` | `1.0` on PostgreSQL, `0.2` on SQLite | the relay's polling interval |
 | `STRANGLER_IDENTITY_SECRET` | (unset: every request is 401) | HMAC key shared with the proxy |
 | `STRANGLER_ORDERS_URL` | `http://127.0.0.1:8001` | orders owner, asked before money moves |
 | `STRANGLER_ORDERS_TIMEOUT_S` | `2.0` | patience with the orders owner |
@@ -23,6 +24,7 @@ from service_kit.env import (
     env_float,
     env_int,
     env_str,
+    relay_poll_seconds,
     var_dir,
 )
 
@@ -117,6 +119,7 @@ STRANGLER_PAYMENT_TIMEOUT_S = env_float("STRANGLER_PAYMENT_TIMEOUT_S", 5.0)
 BROKER_URL = broker_url()
 BROKER_TRANSPORT_OPTIONS = broker_transport_options(BROKER_URL)
 REDIS_URL = env_str("REDIS_URL", "")
+OUTBOX_RELAY_POLL_S = relay_poll_seconds(DATABASES["default"])
 
 # ---------------------------------------------------------------- logging
 LOGGING = {

@@ -1,6 +1,13 @@
 import pytest
 
-from service_kit.env import ConfigError, database_config, env_bool, env_int, env_str
+from service_kit.env import (
+    ConfigError,
+    database_config,
+    env_bool,
+    env_int,
+    env_str,
+    relay_poll_seconds,
+)
 
 
 def test_env_str_without_default_names_the_missing_variable(monkeypatch):
@@ -33,3 +40,25 @@ def test_database_url_that_is_not_a_url_is_refused_by_name(monkeypatch):
     monkeypatch.setenv("X_DATABASE_URL", "nonsense://")
     with pytest.raises(ConfigError, match="'X_DATABASE_URL' is not a database URL"):
         database_config("x", env_name="X_DATABASE_URL")
+
+
+SQLITE = {"ENGINE": "django.db.backends.sqlite3"}
+POSTGRES = {"ENGINE": "django.db.backends.postgresql"}
+
+
+def test_relay_polls_often_on_sqlite_which_has_no_notify(monkeypatch):
+    monkeypatch.delenv("OUTBOX_RELAY_POLL_S", raising=False)
+    assert relay_poll_seconds(SQLITE) == 0.2
+    assert relay_poll_seconds(POSTGRES) == 1.0
+
+
+def test_relay_poll_interval_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("OUTBOX_RELAY_POLL_S", "0.05")
+    assert relay_poll_seconds(POSTGRES) == 0.05
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "nan", "soon"])
+def test_relay_poll_interval_must_be_a_number_above_zero(monkeypatch, raw):
+    monkeypatch.setenv("OUTBOX_RELAY_POLL_S", raw)
+    with pytest.raises(ConfigError, match=f"'OUTBOX_RELAY_POLL_S' must be a number.*'{raw}'"):
+        relay_poll_seconds(SQLITE)
