@@ -4,14 +4,24 @@
 
 1. A trivial upstream (nginx answering ``200 ok`` from one worker; a tiny asyncio server when
    nginx is missing), measured directly, through nginx as a reverse proxy (one worker, keep-alive
-   upstream: the baseline a user would pick instead), and through ``strangler proxy`` in
-   ``monolith`` mode (one process, on uvloop as by default, and on the stock asyncio loop), in
-   ``shadow`` mode
-   (every GET also mirrored to a second upstream and compared) and with ``--workers 2``.
+   upstream: the baseline a user would pick instead) and through ``strangler proxy`` (one process
+   in ``monolith`` mode on uvloop as by default, and on the stock asyncio loop; ``shadow`` mode,
+   every GET also mirrored to a second upstream and compared; ``--workers 2``). Like for like:
+   nginx once with what ours does per request (a JSON access-log line to a buffered file, an
+   ``X-Request-ID`` sent upstream and returned; nginx logs by default) against ours as it runs by
+   default, logging to a file (``vs_nginx``), and once with no log against ours with
+   ``STRANGLER_ACCESS_LOG=0`` (``unlogged_vs_nginx``). Each proxy measured runs alone on half
+   the CPUs (one, here), wrk and the upstreams on the other half; ``--workers 2`` on every CPU.
 2. The real monolith (``gunicorn monolith.wsgi`` as docs/running.md runs it, on a throwaway
    PostgreSQL database that is dropped afterwards): ``GET /healthz`` and an authenticated
-   ``GET /api/users/me/``, directly and through the proxy: throughput with ``wrk -c8`` (the
-   monolith's 2 workers x 4 threads), latency with ``wrk -c1`` (the p50 the proxy adds).
+   ``GET /api/users/me/``, directly and through the proxy. Throughput with ``wrk -c8`` (the
+   monolith's 2 workers x 4 threads) twice: with the monolith and its database backends on half
+   the CPUs and wrk and the proxy on the other half, so the monolith has the same CPU whether the
+   proxy is there or not (``<endpoint>_vs_direct``: what the proxy does to the monolith's
+   throughput when it has CPU of its own, as a gateway in front of a service has), and with every
+   process on every CPU (``<endpoint>_shared_vs_direct``: on this one small host the proxy's CPU
+   is taken from the monolith's, reported as CPU per request beside it). Latency with ``wrk -c1``
+   (the p50 the proxy adds).
 
 The machine is shared and noisy, so each target is measured in ``--rounds`` interleaved rounds
 (every target once per round) and the figures are medians; ratios are medians of the per-round
@@ -74,32 +84,71 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
-def nginx_conf(workdir: Path, port: int, upstream_port: int | None) -> Path:
+# What the proxy does for every request besides forwarding (a JSON access-log line, a request id
+# passed upstream and returned), configured in nginx for a like-for-like baseline: nginx logs
+# every request by default, so this is also what a user who picked it would run.
+NGINX_LOG = (
+    """log_format json escape=json '{"ts": $msec, "request_id": "$request_id", """
+    """"method": "$request_method", "path": "$uri", "upstream": "$upstream_addr", """
+    """"status": $status, "ms": $request_time, "client": "$remote_addr"}'; """
+)
+
+
+def nginx_conf(
+    workdir: Path, port: int, upstream_port: int | None, *, logged: bool = False
+) -> Path:
+    """Write an nginx config: `return 200 ok` on `port`, or a reverse proxy to `upstream_port`.
+
+    `logged`: the proxy also writes a JSON access-log line per request (buffered, as ours is) and
+    sets ``X-Request-ID`` upstream and on the answer, as ours does; else it logs nothing.
+    """
+    log = "access_log off;"
+    extra = ""
     if upstream_port is None:
         server = f'listen 127.0.0.1:{port}; location / {{ return 200 "ok"; }}'
         upstream = ""
     else:
         upstream = f"upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
+        if logged:
+            log = f"{NGINX_LOG}access_log {workdir}/access-{port}.log json buffer=64k flush=1s;"
+            extra = (
+                "proxy_set_header X-Request-ID $request_id; "
+                "add_header X-Request-ID $request_id always; "
+            )
         server = (
             f"listen 127.0.0.1:{port}; location / {{ proxy_pass http://app; "
             "proxy_http_version 1.1; "
             'proxy_set_header Connection ""; proxy_set_header Host $host; '
-            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }"
+            f"proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; {extra}}}"
         )
     conf = workdir / f"nginx-{port}.conf"
     conf.write_text(
         f"worker_processes 1; daemon off; pid {workdir}/nginx-{port}.pid;\n"
         f"error_log {workdir}/error-{port}.log;\n"
         f"events {{ worker_connections 4096; }}\n"
-        f"http {{ access_log off; keepalive_requests 1000000; {upstream} server {{ {server} }} }}\n"
+        f"http {{ {log} keepalive_requests 1000000; {upstream} server {{ {server} }} }}\n"
     )
     return conf
 
 
-def start(cmd: list[str], port: int, env: dict | None = None) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
-    )
+def start(
+    cmd: list[str], port: int, env: dict | None = None, *, log: Path | None = None,
+    cpus: set[int] | None = None,
+) -> subprocess.Popen:  # fmt: skip
+    """Start `cmd` and wait until it listens on `port`.
+
+    Its standard output goes to `log`; it and every thread and child it starts run on `cpus`.
+    """
+    out = subprocess.DEVNULL if log is None else log.open("ab")
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    try:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+            preexec_fn=pin,
+        )  # fmt: skip
+    finally:
+        if log is not None:
+            out.close()
     wait_port(port)
     return proc
 
@@ -115,14 +164,17 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def wrk(
-    url: str, *, duration: int, connections: int, headers: tuple[str, ...] = ()
-) -> dict[str, float]:
+    url: str, *, duration: int, connections: int, headers: tuple[str, ...] = (),
+    cpus: set[int] | None = None,
+) -> dict[str, float]:  # fmt: skip
     args = [WRK, "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
     for header in headers:
         args += ["-H", header]
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
     out = subprocess.run(
-        [*args, url], capture_output=True, text=True, check=True, timeout=duration + 30
-    ).stdout
+        [*args, url], capture_output=True, text=True, check=True, timeout=duration + 30,
+        preexec_fn=pin,
+    ).stdout  # fmt: skip
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 
@@ -142,10 +194,7 @@ def cpu_seconds(pids: list[int]) -> float:
     """Return the CPU time (user + system) the processes `pids` and their children used so far."""
     total = 0
     for pid in pids:
-        family = [pid, *map(int, subprocess.run(
-            ["pgrep", "-P", str(pid)], capture_output=True, text=True
-        ).stdout.split())]  # fmt: skip
-        for member in family:
+        for member in family(pid):
             try:
                 fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
@@ -154,22 +203,53 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def family(pid: int) -> list[int]:
+    """Return `pid` and its children."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [pid, *map(int, children.split())]
+
+
+_UNPLACED: set[int] = set()
+
+
+def place(pids: list[int], cpus: set[int]) -> None:
+    """Run every thread of the processes `pids` (and of their children) on `cpus` only."""
+    for pid in pids:
+        for member in family(pid):
+            for task in Path(f"/proc/{member}/task").glob("*"):
+                try:
+                    os.sched_setaffinity(int(task.name), cpus)
+                except ProcessLookupError:  # the thread ended meanwhile
+                    continue
+                except PermissionError:  # another user's process (PostgreSQL, not as root)
+                    if member not in _UNPLACED:
+                        _UNPLACED.add(member)
+                        print(f"  warning: cannot move process {member} to CPUs {sorted(cpus)}")
+
+
 def interleaved(
     targets: dict[str, str], *, rounds: int, duration: int, connections: int,
     headers: tuple[str, ...] = (), cpu: dict[str, list[int]] | None = None,
+    arrange=None, wrk_cpus: set[int] | None = None,
 ) -> dict[str, list[dict[str, float]]]:  # fmt: skip
     """Run wrk on every target once per round; return each target's results, round by round.
 
     `cpu`: process groups (name -> pids) whose CPU time per request is recorded for each run,
-    as ``cpu_us_<name>``.
+    as ``cpu_us_<name>``. `arrange`: called before every run (to place processes on CPUs);
+    `wrk_cpus`: the CPUs wrk runs on (all when None).
     """
+    load = {"connections": connections, "headers": headers, "cpus": wrk_cpus}
     for url in targets.values():
-        wrk(url, duration=1, connections=connections, headers=headers)  # warm pools and caches
+        if arrange:
+            arrange()
+        wrk(url, duration=1, **load)  # warm pools and caches
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     for turn in range(rounds):
         for name, url in targets.items():
+            if arrange:
+                arrange()
             before = {group: cpu_seconds(pids) for group, pids in (cpu or {}).items()}
-            result = wrk(url, duration=duration, connections=connections, headers=headers)
+            result = wrk(url, duration=duration, **load)
             for group, pids in (cpu or {}).items():
                 spent = cpu_seconds(pids) - before[group]
                 result[f"cpu_us_{group}"] = spent * 1e6 / max(result["rps"] * duration, 1)
@@ -207,27 +287,46 @@ def proxy_env(monolith_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def split_cpus() -> tuple[set[int] | None, set[int] | None]:
+    """Return (CPUs for wrk and the upstreams, CPUs for the system measured), or Nones on one."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return set(cpus[: len(cpus) // 2]), set(cpus[len(cpus) // 2 :])
+
+
 def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[str, str]:
+    # Each proxy measured (nginx or ours, one process) runs alone on its CPUs; wrk and the
+    # upstreams share the others. Left to the scheduler, a Python proxy sharing a core with wrk
+    # served 20k req/s and one sharing it with the upstream 30k, from one round to the next.
+    load, edge = split_cpus()
     upstream_port, candidate_port = free_port(), free_port()
     if NGINX:
         for port in (upstream_port, candidate_port):
-            procs.append(start([NGINX, "-c", str(nginx_conf(workdir, port, None))], port))
+            conf = nginx_conf(workdir, port, None)
+            procs.append(start([NGINX, "-c", str(conf)], port, cpus=load))
         kind = "nginx return 200"
     else:
         for port in (upstream_port, candidate_port):
-            procs.append(start([sys.executable, "-c", ASYNCIO_UPSTREAM, str(port)], port))
+            cmd = [sys.executable, "-c", ASYNCIO_UPSTREAM, str(port)]
+            procs.append(start(cmd, port, cpus=load))
         kind = "asyncio protocol"
     print(
         f"1. trivial upstream: {kind} on :{upstream_port}; wrk -t1 -c{args.connections} "
         f"-d{args.duration}s, {args.rounds} interleaved rounds"
     )
+    if edge:
+        print(
+            f"  wrk and the upstreams on CPU {sorted(load)}, each proxy measured on CPU "
+            f"{sorted(edge)} (but --workers 2, on every CPU)"
+        )
     targets = {"direct": upstream_port}
     if NGINX:
-        nginx_port = free_port()
-        procs.append(
-            start([NGINX, "-c", str(nginx_conf(workdir, nginx_port, upstream_port))], nginx_port)
-        )
-        targets["nginx"] = nginx_port
+        for name, logged in (("nginx", False), ("nginx logged", True)):
+            port = free_port()
+            conf = nginx_conf(workdir, port, upstream_port, logged=logged)
+            procs.append(start([NGINX, "-c", str(conf)], port, cpus=edge))
+            targets[name] = port
     else:
         print("nginx is not installed (apt-get install -y nginx): skipping the nginx baseline")
     routes = workdir / "shadow.toml"
@@ -237,33 +336,50 @@ def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[
         '[[routes]]\nname = "all"\nprefix = "/"\nmode = "shadow"\nservice = "candidate"\n'
     )
     env = proxy_env(f"http://127.0.0.1:{upstream_port}")
-    modes = [("monolith", [], {}), ("shadow", ["--routes", str(routes)], {}),
-             ("2 workers", ["--workers", "2"], {})]  # fmt: skip
-    modes.insert(1, ("monolith asyncio", [], {"STRANGLER_PROXY_LOOP": "asyncio"}))
+    modes = [
+        ("monolith", [], {}),
+        ("unlogged", [], {"STRANGLER_ACCESS_LOG": "0"}),
+        ("monolith asyncio", [], {"STRANGLER_PROXY_LOOP": "asyncio"}),
+        ("shadow", ["--routes", str(routes)], {}),
+        ("2 workers", ["--workers", "2"], {}),
+    ]
     for name, extra, extra_env in modes:
         port = free_port()
         cmd = [sys.executable, "-c", SERVE_PROXY, "--port", str(port), *extra]
-        procs.append(start(cmd, port, {**env, **extra_env}))
+        # The access log goes to a file, as nginx's does: writing it is part of the cost.
+        log = workdir / f"proxy-{port}.log"
+        cpus = None if extra[:1] == ["--workers"] else edge
+        procs.append(start(cmd, port, {**env, **extra_env}, log=log, cpus=cpus))
         targets[name] = port
     urls = {name: f"http://127.0.0.1:{port}/api/ping/" for name, port in targets.items()}
     runs = interleaved(
-        urls, rounds=args.rounds, duration=args.duration, connections=args.connections
-    )
+        urls, rounds=args.rounds, duration=args.duration, connections=args.connections,
+        wrk_cpus=load,
+    )  # fmt: skip
     summary(runs)
     ours = runs["monolith"]
     fields = {
         "rps": f"{median(ours, 'rps'):.0f}",
         "p50_ms": f"{median(ours, 'p50'):.3f}",
         "p99_ms": f"{median(ours, 'p99'):.3f}",
-        "vs_nginx": f"{ratio(runs, 'monolith', 'nginx'):.3f}" if "nginx" in runs else "skipped",
+        "vs_nginx": (
+            f"{ratio(runs, 'monolith', 'nginx logged'):.3f}" if "nginx" in runs else "skipped"
+        ),
         "vs_direct": f"{ratio(runs, 'monolith', 'direct'):.3f}",
+        "unlogged_vs_nginx": (
+            f"{ratio(runs, 'unlogged', 'nginx'):.3f}" if "nginx" in runs else "skipped"
+        ),
         "nginx_rps": f"{median(runs['nginx'], 'rps'):.0f}" if "nginx" in runs else "skipped",
+        "nginx_logged_rps": (
+            f"{median(runs['nginx logged'], 'rps'):.0f}" if "nginx" in runs else "skipped"
+        ),
+        "unlogged_rps": f"{median(runs['unlogged'], 'rps'):.0f}",
         "shadow_rps": f"{median(runs['shadow'], 'rps'):.0f}",
         "workers2_rps": f"{median(runs['2 workers'], 'rps'):.0f}",
     }
     fields["asyncio_rps"] = f"{median(runs['monolith asyncio'], 'rps'):.0f}"
     if "nginx" in runs:
-        fields["asyncio_vs_nginx"] = f"{ratio(runs, 'monolith asyncio', 'nginx'):.3f}"
+        fields["asyncio_vs_nginx"] = f"{ratio(runs, 'monolith asyncio', 'nginx logged'):.3f}"
     print(f"shadow mode keeps {ratio(runs, 'shadow', 'monolith'):.0%} of monolith-mode throughput")
     return fields
 
@@ -317,6 +433,25 @@ def monolith_section(args, procs: list[subprocess.Popen]) -> dict[str, str]:
             )
         )
         groups = {"monolith": [monolith.pid], "proxy": [proxy.pid]}
+        cpus = sorted(os.sched_getaffinity(0))
+        own, edge = split_cpus()
+
+        def backends() -> list[int]:
+            """The PostgreSQL backends serving the monolith (only those of our database)."""
+            with admin.cursor() as cur:
+                cur.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                    "pg_backend_pid()", (name,),
+                )  # fmt: skip
+                return [pid for (pid,) in cur.fetchall()]
+
+        def isolated() -> None:  # the monolith and its database on `own`, the rest on `edge`
+            place([monolith.pid, *backends()], own)
+            place([proxy.pid], edge)
+
+        def shared() -> None:  # everything on every CPU, as processes start
+            place([monolith.pid, *backends(), proxy.pid], set(cpus))
+
         print(
             f"2. real monolith: gunicorn monolith.wsgi (2 workers x 4 threads) on :{mono_port}; "
             f"wrk -t1 -d{args.duration}s, {max(args.rounds, 5)} interleaved rounds"
@@ -329,26 +464,37 @@ def monolith_section(args, procs: list[subprocess.Popen]) -> dict[str, str]:
                 f"{label} direct": f"http://127.0.0.1:{mono_port}{path}",
                 f"{label} proxy": f"http://127.0.0.1:{proxy_port}{path}",
             }
-            print(f"  {path}: throughput with 8 connections")
-            runs = interleaved(
-                urls, rounds=rounds, duration=args.duration, connections=8, headers=headers,
-                cpu=groups,
-            )  # fmt: skip
+            load = {"rounds": rounds, "duration": args.duration, "headers": headers}
+            if edge:
+                print(
+                    f"  {path}: throughput with 8 connections, the monolith and its database "
+                    f"backends on CPU {sorted(own)}, wrk and the proxy on CPU {sorted(edge)}"
+                )
+                apart = interleaved(urls, connections=8, arrange=isolated, wrk_cpus=edge, **load)
+                summary(apart)
+                fields[f"{label}_direct_rps"] = f"{median(apart[f'{label} direct'], 'rps'):.0f}"
+                fields[f"{label}_proxy_rps"] = f"{median(apart[f'{label} proxy'], 'rps'):.0f}"
+                fields[f"{label}_vs_direct"] = (
+                    f"{ratio(apart, f'{label} proxy', f'{label} direct'):.3f}"
+                )
+            print(f"  {path}: throughput with 8 connections, every process on every CPU")
+            runs = interleaved(urls, connections=8, cpu=groups, arrange=shared, **load)
             summary(runs)
             print(f"  {path}: latency with 1 connection (one request at a time)")
-            single = interleaved(
-                urls, rounds=rounds, duration=args.duration, connections=1, headers=headers
-            )
+            single = interleaved(urls, connections=1, arrange=shared, **load)
             summary(single)
             direct, proxied = single[f"{label} direct"], single[f"{label} proxy"]
             added = statistics.median(
                 p["p50"] - d["p50"] for p, d in zip(proxied, direct, strict=True)
             )
-            fields[f"{label}_direct_rps"] = f"{median(runs[f'{label} direct'], 'rps'):.0f}"
-            fields[f"{label}_proxy_rps"] = f"{median(runs[f'{label} proxy'], 'rps'):.0f}"
-            fields[f"{label}_vs_direct"] = f"{ratio(runs, f'{label} proxy', f'{label} direct'):.3f}"
-            # What the proxy costs when the host is CPU-bound (as here: one machine for all):
-            # its CPU per request against the monolith's, measured while proxying.
+            shared_ratio = f"{ratio(runs, f'{label} proxy', f'{label} direct'):.3f}"
+            if not edge:  # one CPU: the shared figures are the only ones
+                fields[f"{label}_direct_rps"] = f"{median(runs[f'{label} direct'], 'rps'):.0f}"
+                fields[f"{label}_proxy_rps"] = f"{median(runs[f'{label} proxy'], 'rps'):.0f}"
+                fields[f"{label}_vs_direct"] = shared_ratio
+            fields[f"{label}_shared_vs_direct"] = shared_ratio
+            # What the proxy costs when the host is CPU-bound (as in the shared runs): its CPU
+            # per request against the monolith's, measured while proxying.
             through = runs[f"{label} proxy"]
             mono_cpu, proxy_cpu = (
                 median(through, "cpu_us_monolith"),
