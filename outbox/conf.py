@@ -14,7 +14,7 @@
 | `OUTBOX_GAP_WAIT_MS` | `200` | how long an out-of-order event waits each time |
 | `OUTBOX_RELAY_BATCH` | `4000` | rows claimed per relay transaction |
 | `OUTBOX_RELAY_WINDOW` | `4000` | unconfirmed publishes in flight before the relay waits for acks |
-| `OUTBOX_RELAY_POLL_S` | `1.0` | polling interval when no NOTIFY arrives (the services set it from the environment: `service_kit.env.relay_poll_seconds`) |
+| `OUTBOX_RELAY_POLL_S` | `1.0` | poll interval without NOTIFY (services: `relay_poll_seconds`) |
 | `OUTBOX_RELAY_CONFIRM_TIMEOUT_S` | `10.0` | longest wait for the broker's confirms of a batch |
 | `OUTBOX_RELAY_BACKOFF_MAX_S` | `30.0` | longest wait between reconnects while the broker is down |
 | `OUTBOX_RETENTION_S` | `604800` (7 days) | sent rows older than this are deleted |
