@@ -138,6 +138,11 @@ STRANGLER_PAYMENT_PROVIDER = env_str(
 )
 STRANGLER_PAYMENT_LATENCY_MS = env_int("STRANGLER_PAYMENT_LATENCY_MS", 0)
 STRANGLER_PAYMENT_TIMEOUT_S = env_float("STRANGLER_PAYMENT_TIMEOUT_S", 5.0)
+# Idempotency-Key records older than this are deleted by the outbox relay's cleanup.
+STRANGLER_IDEMPOTENCY_RETENTION_S = env_float(
+    "STRANGLER_IDEMPOTENCY_RETENTION_S", 24 * 3600.0, above=0.0
+)
+OUTBOX_CLEANUP_EXTRA = ["monolith.payments.services.purge_expired_idempotency_records"]
 
 # ---------------------------------------------------------------- email
 EMAIL_BACKEND = env_str(

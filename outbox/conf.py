@@ -21,6 +21,7 @@
 | `OUTBOX_INBOX_RETENTION_S` | `2592000` (30 days) | inbox rows older than this are deleted |
 | `OUTBOX_CLEANUP_BATCH` | `1000` | rows deleted per cleanup statement |
 | `OUTBOX_CLEANUP_INTERVAL_S` | `60.0` | how often a running relay cleans up |
+| `OUTBOX_CLEANUP_EXTRA` | `[]` | dotted paths of `f(now=...) -> int` also run at each cleanup |
 | `OUTBOX_SCHEMA_DIRS` | `[]` | extra folders of `<type>.v<version>.json` schemas |
 | `OUTBOX_REQUIRE_SCHEMA` | `True` | refuse to write an event type that has no schema |
 | `OUTBOX_CONSUMER_PREFETCH` | `200` | basic_qos prefetch of a consumer |
@@ -54,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_INBOX_RETENTION_S": 30 * 24 * 3600,
     "OUTBOX_CLEANUP_BATCH": 1000,
     "OUTBOX_CLEANUP_INTERVAL_S": 60.0,
+    "OUTBOX_CLEANUP_EXTRA": [],
     "OUTBOX_SCHEMA_DIRS": [],
     "OUTBOX_REQUIRE_SCHEMA": True,
     "OUTBOX_CONSUMER_PREFETCH": 200,

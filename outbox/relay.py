@@ -27,9 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from .broker import EnvelopePublisher, PublishFailed
 from .conf import NOTIFY_CHANNEL, setting
@@ -259,35 +261,56 @@ class _PipelinedDrain:
                 self.idle.clear()
 
 
+def delete_in_batches(queryset: QuerySet, batch: int) -> int:
+    """Delete `queryset`'s rows `batch` at a time, each batch its own transaction; return how many.
+
+    Rows another transaction holds are skipped (PostgreSQL), so a cleanup never waits on the
+    work it cleans up after; they go at a later run.
+    """
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                queryset.order_by("pk")
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:batch]
+            )
+            if ids:
+                queryset.model.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+        if len(ids) < batch:
+            return deleted
+
+
 def outbox_cleanup(*, now=None) -> dict[str, int]:
-    """Delete sent rows and inbox rows past their retention, in small batches; return counts."""
+    """Delete sent rows and inbox rows past their retention, in small batches; return counts.
+
+    Then run the service's own retention functions named in `OUTBOX_CLEANUP_EXTRA` (each called
+    as ``f(now=now)`` and returning the rows it deleted; counted under its dotted path). One that
+    fails is logged and skipped: the service's housekeeping never stops event delivery.
+    """
     now = now or timezone.now()
     batch = int(setting("OUTBOX_CLEANUP_BATCH"))
-    plans = {
-        "outbox": (
-            OutboxEvent.objects.filter(
-                sent_at__lt=now - timedelta(seconds=setting("OUTBOX_RETENTION_S"))
-            )
-        ),
-        "inbox": InboxEvent.objects.filter(
-            processed_at__lt=now - timedelta(seconds=setting("OUTBOX_INBOX_RETENTION_S"))
-        ),
+    sent = OutboxEvent.objects.filter(
+        sent_at__lt=now - timedelta(seconds=setting("OUTBOX_RETENTION_S"))
+    )
+    processed = InboxEvent.objects.filter(
+        processed_at__lt=now - timedelta(seconds=setting("OUTBOX_INBOX_RETENTION_S"))
+    )
+    deleted = {
+        "outbox": delete_in_batches(sent, batch),
+        "inbox": delete_in_batches(processed, batch),
     }
-    deleted = {}
-    for name, queryset in plans.items():
-        deleted[name] = 0
-        while True:
-            with transaction.atomic():
-                ids = list(
-                    queryset.order_by("pk")
-                    .select_for_update(skip_locked=True)
-                    .values_list("pk", flat=True)[:batch]
-                )
-                if ids:
-                    queryset.model.objects.filter(pk__in=ids).delete()
-            deleted[name] += len(ids)
-            if len(ids) < batch:
-                break
+    extra = setting("OUTBOX_CLEANUP_EXTRA")
+    if isinstance(extra, str):
+        raise ImproperlyConfigured(
+            f"OUTBOX_CLEANUP_EXTRA is a list of dotted paths, got the string {extra!r}."
+        )
+    for path in extra:
+        try:
+            deleted[path] = int(import_string(path)(now=now))
+        except Exception:
+            log.exception("cleanup function %s failed; skipped until the next cleanup", path)
     return deleted
 
 

@@ -33,13 +33,16 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
 
+from outbox.relay import delete_in_batches
 from service_kit.errors import Conflict, IdempotencyMismatch, InvalidTransition, NotFound
 from service_kit.payment_provider import (
     ChargeResult,
@@ -64,6 +67,7 @@ from .order_states import can_transition
 from .replicas import order_replica_apply, order_replica_confirm, order_replica_refresh
 
 logger = logging.getLogger(__name__)
+_PURGE_BATCH = 1000  # idempotency records deleted per transaction
 
 
 @dataclass(frozen=True)
@@ -284,3 +288,16 @@ def _save_success(*, payment: Payment, provider: PaymentProvider) -> None:
             f"Order {payment.order_id} already has a successful payment; this charge was refunded.",
             code="order_already_paid",
         ) from exc
+
+
+def purge_expired_idempotency_records(*, now: datetime | None = None) -> int:
+    """Delete the Idempotency-Key records older than the retention; return how many.
+
+    `STRANGLER_IDEMPOTENCY_RETENTION_S` (24 h by default, as payment providers keep keys). The
+    outbox relay runs this at each cleanup (`OUTBOX_CLEANUP_EXTRA`). A retry with an expired key
+    is a new request: for a paid order it gets 409, so it never charges twice.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.STRANGLER_IDEMPOTENCY_RETENTION_S)
+    expired = IdempotencyRecord.objects.filter(created_at__lt=cutoff)
+    return delete_in_batches(expired, batch=_PURGE_BATCH)

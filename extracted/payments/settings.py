@@ -12,6 +12,7 @@
 | `STRANGLER_ORDER_REPLICA_WAIT_MS` | `1500` | wait for an in-flight `order.placed` |
 | `STRANGLER_PAYMENT_PROVIDER` | `service_kit.payment_provider.SimulatedProvider` | provider class |
 | `STRANGLER_PAYMENT_LATENCY_MS`, `STRANGLER_PAYMENT_TIMEOUT_S` | `0`, `5.0` | simulated provider |
+| `STRANGLER_IDEMPOTENCY_RETENTION_S` | `86400` | Idempotency-Key answers kept this long |
 """
 
 from pathlib import Path
@@ -114,6 +115,11 @@ STRANGLER_PAYMENT_PROVIDER = env_str(
 )
 STRANGLER_PAYMENT_LATENCY_MS = env_int("STRANGLER_PAYMENT_LATENCY_MS", 0)
 STRANGLER_PAYMENT_TIMEOUT_S = env_float("STRANGLER_PAYMENT_TIMEOUT_S", 5.0)
+# Idempotency-Key records older than this are deleted by the outbox relay's cleanup.
+STRANGLER_IDEMPOTENCY_RETENTION_S = env_float(
+    "STRANGLER_IDEMPOTENCY_RETENTION_S", 24 * 3600.0, above=0.0
+)
+OUTBOX_CLEANUP_EXTRA = ["extracted.payments.services.purge_expired_idempotency_records"]
 
 # ---------------------------------------------------------------- outbox
 BROKER_URL = broker_url()

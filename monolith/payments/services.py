@@ -27,9 +27,12 @@ import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework import status
 
 from monolith.events import (
@@ -41,6 +44,7 @@ from monolith.events import (
 from monolith.orders.models import Order, OrderStatus
 from monolith.orders.services import order_lock, order_mark_paid, order_mark_refunded
 from monolith.orders.states import assert_transition, can_transition
+from outbox.relay import delete_in_batches
 from service_kit.errors import Conflict, IdempotencyMismatch, InvalidTransition, NotFound
 
 from .errors import OrderNotPending, ProviderFailed, ProviderTimedOut
@@ -50,6 +54,7 @@ from .provider import ChargeResult, PaymentProvider, ProviderError, ProviderTime
 from .serializers import PaymentSerializer
 
 logger = logging.getLogger(__name__)
+_PURGE_BATCH = 1000  # idempotency records deleted per transaction
 
 
 @dataclass(frozen=True)
@@ -227,3 +232,16 @@ def _save_success(*, payment: Payment, provider: PaymentProvider) -> None:
             f"Order {payment.order_id} already has a successful payment; this charge was refunded.",
             code="order_already_paid",
         ) from exc
+
+
+def purge_expired_idempotency_records(*, now: datetime | None = None) -> int:
+    """Delete the Idempotency-Key records older than the retention; return how many.
+
+    `STRANGLER_IDEMPOTENCY_RETENTION_S` (24 h by default, as payment providers keep keys). The
+    outbox relay runs this at each cleanup (`OUTBOX_CLEANUP_EXTRA`). A retry with an expired key
+    is a new request: for a paid order it gets 409, so it never charges twice.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.STRANGLER_IDEMPOTENCY_RETENTION_S)
+    expired = IdempotencyRecord.objects.filter(created_at__lt=cutoff)
+    return delete_in_batches(expired, batch=_PURGE_BATCH)

@@ -8,6 +8,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -158,6 +159,7 @@ def test_two_relays_and_a_burst_keep_every_aggregates_order(broker, settings):
 
 
 def test_cleanup_deletes_only_expired_sent_rows_in_batches(settings):
+    settings.OUTBOX_CLEANUP_EXTRA = []
     settings.OUTBOX_CLEANUP_BATCH = 2
     settings.OUTBOX_RETENTION_S = 60
     write("A", 5)
@@ -172,6 +174,37 @@ def test_cleanup_deletes_only_expired_sent_rows_in_batches(settings):
     assert outbox_cleanup() == {"outbox": 3, "inbox": 0}
     remaining = set(OutboxEvent.objects.values_list("id", flat=True))
     assert remaining == {ids[3], ids[4]}  # the fresh sent row and the pending one stay
+
+
+cleaned_at: list = []
+
+
+def purge_two(*, now) -> int:
+    """A service's own retention function, as OUTBOX_CLEANUP_EXTRA names one."""
+    cleaned_at.append(now)
+    return 2
+
+
+def purge_broken(*, now) -> int:
+    raise RuntimeError("the service's purge is broken")
+
+
+def test_cleanup_runs_the_services_retention_functions_past_one_that_fails(settings, caplog):
+    settings.OUTBOX_CLEANUP_EXTRA = [f"{__name__}.purge_broken", f"{__name__}.purge_two"]
+    cleaned_at.clear()
+    now = timezone.now()
+
+    deleted = outbox_cleanup(now=now)
+
+    assert deleted == {"outbox": 0, "inbox": 0, f"{__name__}.purge_two": 2}
+    assert cleaned_at == [now]
+    assert f"{__name__}.purge_broken failed" in caplog.text
+
+
+def test_cleanup_refuses_one_path_where_a_list_belongs(settings):
+    settings.OUTBOX_CLEANUP_EXTRA = f"{__name__}.purge_two"
+    with pytest.raises(ImproperlyConfigured, match="a list of dotted paths, got the string"):
+        outbox_cleanup()
 
 
 def test_claim_stops_an_aggregate_at_a_row_another_relay_holds():

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from extracted.payments.models import IdempotencyRecord, Payment
 from service_kit.payment_provider import DECLINE_CARD, TIMEOUT_CARD
@@ -145,3 +147,23 @@ def test_stored_fingerprint_cannot_be_recomputed_from_the_body_to_recover_the_ca
     ).hexdigest()
 
     assert IdempotencyRecord.objects.get().request_fingerprint != unkeyed
+
+
+@pytest.mark.django_db
+def test_expired_keys_are_purged_and_a_late_retry_cannot_charge_twice(
+    auth_client, pay, order, provider, settings
+):
+    from extracted.payments.services import purge_expired_idempotency_records
+
+    settings.STRANGLER_IDEMPOTENCY_RETENTION_S = 3600
+    pay(auth_client, order.order_id, key="yesterday")
+    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=2))
+    assert purge_expired_idempotency_records(now=timezone.now() - timedelta(hours=3)) == 0
+
+    assert purge_expired_idempotency_records() == 1
+
+    assert not IdempotencyRecord.objects.exists()
+    late = pay(auth_client, order.order_id, key="yesterday")
+    assert late.status_code == 409
+    assert Payment.objects.count() == 1
+    assert len(provider.charges) == 1

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from monolith.payments.models import IdempotencyRecord, Payment
 from monolith.payments.provider import DECLINE_CARD, TIMEOUT_CARD
@@ -122,3 +125,23 @@ def test_stored_fingerprint_cannot_be_recomputed_from_the_body_to_recover_the_ca
     ).hexdigest()
 
     assert IdempotencyRecord.objects.get().request_fingerprint != unkeyed
+
+
+def test_the_relay_cleanup_purges_expired_keys_and_a_late_retry_cannot_charge_twice(
+    auth_client, pay, order, make_order, user, provider, settings
+):
+    from outbox.relay import outbox_cleanup
+
+    settings.STRANGLER_IDEMPOTENCY_RETENTION_S = 3600
+    pay(auth_client, order.id, key="yesterday")
+    IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=2))
+    pay(auth_client, make_order(user).id, key="today")
+
+    deleted = outbox_cleanup()
+
+    assert deleted["monolith.payments.services.purge_expired_idempotency_records"] == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["today"]
+    late = pay(auth_client, order.id, key="yesterday")  # a new request now: the order is paid
+    assert late.status_code == 409
+    assert Payment.objects.filter(order=order).count() == 1
+    assert len(provider.charges) == 2
