@@ -61,6 +61,8 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # The relay's cleanup deletes by age (`purge_expired_idempotency_records`).
+        indexes = [models.Index(fields=["created_at"], name="payments_service_idem_created")]
         constraints = [
             models.UniqueConstraint(
                 fields=["user_id", "key"], name="payments_service_idem_user_key_unique"
