@@ -149,7 +149,11 @@ def start(
     finally:
         if log is not None:
             out.close()
-    wait_port(port)
+    try:
+        wait_port(port)
+    except RuntimeError:
+        stop(proc)  # it runs in its own session: nothing else would ever stop it
+        raise
     return proc
 
 
@@ -210,6 +214,13 @@ def family(pid: int) -> list[int]:
 
 
 _UNPLACED: set[int] = set()
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def place(pids: list[int], cpus: set[int]) -> None:
@@ -443,7 +454,9 @@ def monolith_section(args, procs: list[subprocess.Popen]) -> dict[str, str]:
                     "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
                     "pg_backend_pid()", (name,),
                 )  # fmt: skip
-                return [pid for (pid,) in cur.fetchall()]
+                pids = [pid for (pid,) in cur.fetchall()]
+            # Only processes of this host's PostgreSQL (not pids of another pid namespace).
+            return [pid for pid in pids if _command(pid).startswith("postgres")]
 
         def isolated() -> None:  # the monolith and its database on `own`, the rest on `edge`
             place([monolith.pid, *backends()], own)

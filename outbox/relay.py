@@ -18,6 +18,7 @@ Wakes on PostgreSQL NOTIFY `outbox_events` (sent by a trigger at commit), else p
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import random
 import select
@@ -261,14 +262,14 @@ class _PipelinedDrain:
                 self.idle.clear()
 
 
-def delete_in_batches(queryset: QuerySet, batch: int) -> int:
+def delete_in_batches(queryset: QuerySet, batch: int, *, max_batches: int | None = None) -> int:
     """Delete `queryset`'s rows `batch` at a time, each batch its own transaction; return how many.
 
     Rows another transaction holds are skipped (PostgreSQL), so a cleanup never waits on the
-    work it cleans up after; they go at a later run.
+    work it cleans up after; they go at a later run, as do rows past `max_batches` batches.
     """
     deleted = 0
-    while True:
+    for _ in itertools.count() if max_batches is None else range(max_batches):
         with transaction.atomic():
             ids = list(
                 queryset.order_by("pk")
@@ -279,7 +280,26 @@ def delete_in_batches(queryset: QuerySet, batch: int) -> int:
                 queryset.model.objects.filter(pk__in=ids).delete()
         deleted += len(ids)
         if len(ids) < batch:
-            return deleted
+            break
+    return deleted
+
+
+def cleanup_functions() -> list[tuple[str, Callable[..., int]]]:
+    """Return the functions `OUTBOX_CLEANUP_EXTRA` names; raise if a path does not import."""
+    extra = setting("OUTBOX_CLEANUP_EXTRA")
+    if isinstance(extra, str):
+        raise ImproperlyConfigured(
+            f"OUTBOX_CLEANUP_EXTRA is a list of dotted paths, got the string {extra!r}."
+        )
+    functions = []
+    for path in extra:
+        try:
+            functions.append((path, import_string(path)))
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"OUTBOX_CLEANUP_EXTRA: cannot import {path!r}: {exc}"
+            ) from exc
+    return functions
 
 
 def outbox_cleanup(*, now=None) -> dict[str, int]:
@@ -287,7 +307,8 @@ def outbox_cleanup(*, now=None) -> dict[str, int]:
 
     Then run the service's own retention functions named in `OUTBOX_CLEANUP_EXTRA` (each called
     as ``f(now=now)`` and returning the rows it deleted; counted under its dotted path). One that
-    fails is logged and skipped: the service's housekeeping never stops event delivery.
+    fails is logged and skipped, so the service's housekeeping never stops event delivery; but a
+    database error goes up to the relay, which reconnects and backs off as for its own queries.
     """
     now = now or timezone.now()
     batch = int(setting("OUTBOX_CLEANUP_BATCH"))
@@ -301,14 +322,11 @@ def outbox_cleanup(*, now=None) -> dict[str, int]:
         "outbox": delete_in_batches(sent, batch),
         "inbox": delete_in_batches(processed, batch),
     }
-    extra = setting("OUTBOX_CLEANUP_EXTRA")
-    if isinstance(extra, str):
-        raise ImproperlyConfigured(
-            f"OUTBOX_CLEANUP_EXTRA is a list of dotted paths, got the string {extra!r}."
-        )
-    for path in extra:
+    for path, function in cleanup_functions():
         try:
-            deleted[path] = int(import_string(path)(now=now))
+            deleted[path] = int(function(now=now))
+        except DatabaseError:
+            raise
         except Exception:
             log.exception("cleanup function %s failed; skipped until the next cleanup", path)
     return deleted
@@ -364,6 +382,7 @@ class Relay:
         self.poll_s = float(setting("OUTBOX_RELAY_POLL_S"))
         self.backoff_max_s = float(setting("OUTBOX_RELAY_BACKOFF_MAX_S"))
         self.cleanup_every_s = float(setting("OUTBOX_CLEANUP_INTERVAL_S"))
+        cleanup_functions()  # a mistyped OUTBOX_CLEANUP_EXTRA fails here, at start
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -9,7 +9,11 @@ One drain per tick: delivery is as safe as the long-running relay's, latency is 
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
+
+from .conf import setting
 
 BEAT_ENTRY = {"task": "outbox.tasks.outbox_relay_tick", "schedule": 1.0, "options": {"expires": 5}}
 
@@ -25,5 +29,11 @@ def outbox_relay_tick(max_seconds: float = 4.0) -> int:
         sent = relay_drain(publisher=publisher, max_seconds=max_seconds)
     finally:
         publisher.close()
-    outbox_cleanup()
+    global _next_cleanup
+    if time.monotonic() >= _next_cleanup:  # as the relay process: once per interval, not per tick
+        _next_cleanup = time.monotonic() + float(setting("OUTBOX_CLEANUP_INTERVAL_S"))
+        outbox_cleanup()
     return sent
+
+
+_next_cleanup = 0.0  # per worker process

@@ -7,6 +7,7 @@ the environment at import time. Unset values fall back to the documented embedde
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -61,8 +62,8 @@ def env_float(name: str, default: float, *, above: float | None = None) -> float
         value = float(raw)
     except ValueError:
         raise ConfigError(f"Config {name!r} must be a number, got {raw!r}.") from None
-    if above is not None and not value > above:  # `not >` also refuses nan
-        raise ConfigError(f"Config {name!r} must be a number above {above}, got {raw!r}.")
+    if above is not None and not (value > above and math.isfinite(value)):  # refuses nan, inf
+        raise ConfigError(f"Config {name!r} must be a finite number above {above}, got {raw!r}.")
     return value
 
 
@@ -73,7 +74,7 @@ def relay_poll_seconds(database: dict) -> float:
     fallback (1 s). SQLite has no NOTIFY: polling is all there is, so it polls every 0.2 s (one
     indexed query; an event reaches the broker in 0.2 s at worst instead of 1 s).
     """
-    postgres = database["ENGINE"] == "django.db.backends.postgresql"
+    postgres = database["ENGINE"].endswith(("postgresql", "postgis"))
     return env_float("OUTBOX_RELAY_POLL_S", 1.0 if postgres else 0.2, above=0.0)
 
 

@@ -68,6 +68,7 @@ from .replicas import order_replica_apply, order_replica_confirm, order_replica_
 
 logger = logging.getLogger(__name__)
 _PURGE_BATCH = 1000  # idempotency records deleted per transaction
+_PURGE_MAX_BATCHES = 10  # per cleanup: a backlog goes over several, not in one long stall
 
 
 @dataclass(frozen=True)
@@ -300,4 +301,4 @@ def purge_expired_idempotency_records(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.STRANGLER_IDEMPOTENCY_RETENTION_S)
     expired = IdempotencyRecord.objects.filter(created_at__lt=cutoff)
-    return delete_in_batches(expired, batch=_PURGE_BATCH)
+    return delete_in_batches(expired, batch=_PURGE_BATCH, max_batches=_PURGE_MAX_BATCHES)

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from django.core.management import call_command
@@ -272,3 +273,14 @@ def test_celery_task_variant_publishes_what_is_pending(broker):
     write("A", 2)
     assert outbox_relay_tick.apply().get() == 2
     assert [b["sequence"] for b in collect(probe, count=2)] == [1, 2]
+
+
+def test_celery_task_variant_cleans_up_once_per_interval_not_every_tick(broker, settings):
+    from outbox import tasks
+
+    settings.OUTBOX_CLEANUP_INTERVAL_S = 3600
+    tasks._next_cleanup = 0.0
+    with patch.object(outbox.relay, "outbox_cleanup", return_value={}) as cleanup:
+        for _ in range(3):
+            tasks.outbox_relay_tick.apply().get()
+    assert cleanup.call_count == 1

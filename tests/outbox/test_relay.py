@@ -9,13 +9,20 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 import outbox
 from outbox.broker import EnvelopePublisher, PublishFailed
 from outbox.models import InboxEvent, OutboxEvent
-from outbox.relay import Relay, _claim, outbox_cleanup, relay_batch, relay_drain
+from outbox.relay import (
+    Relay,
+    _claim,
+    delete_in_batches,
+    outbox_cleanup,
+    relay_batch,
+    relay_drain,
+)
 
 from .conftest import collect, declare_probe, order_payload
 
@@ -205,6 +212,33 @@ def test_cleanup_refuses_one_path_where_a_list_belongs(settings):
     settings.OUTBOX_CLEANUP_EXTRA = f"{__name__}.purge_two"
     with pytest.raises(ImproperlyConfigured, match="a list of dotted paths, got the string"):
         outbox_cleanup()
+
+
+def purge_db_down(*, now) -> int:
+    raise DatabaseError("server closed the connection unexpectedly")
+
+
+def test_a_database_error_in_a_retention_function_reaches_the_relay(settings):
+    # The relay resets its connections and backs off on DatabaseError; swallowing it here would
+    # leave it on a dead connection.
+    settings.OUTBOX_CLEANUP_EXTRA = [f"{__name__}.purge_db_down"]
+    with pytest.raises(DatabaseError, match="closed the connection"):
+        outbox_cleanup()
+
+
+def test_a_mistyped_retention_function_stops_the_relay_at_start(settings):
+    settings.OUTBOX_CLEANUP_EXTRA = [f"{__name__}.no_such_purge"]
+    with pytest.raises(ImproperlyConfigured, match=r"cannot import '.*no_such_purge'"):
+        Relay(broker_url="memory://")
+
+
+def test_delete_in_batches_stops_after_max_batches_and_leaves_the_rest():
+    write("B", 5)
+    everything = OutboxEvent.objects.all()
+
+    assert delete_in_batches(everything, 2, max_batches=2) == 4
+    assert OutboxEvent.objects.count() == 1
+    assert delete_in_batches(everything, 2) == 1
 
 
 def test_claim_stops_an_aggregate_at_a_row_another_relay_holds():

@@ -28,9 +28,7 @@ def test_concurrent_schema_requests_never_generate_at_the_same_time(monkeypatch)
     monkeypatch.setattr(SpectacularAPIView, "get", slow_generation)
     view = SchemaView.as_view()
     factory = APIRequestFactory()
-    threads = [
-        threading.Thread(target=lambda: view(factory.get("/api/schema/"))) for _ in range(4)
-    ]
+    threads = [threading.Thread(target=lambda: view(factory.get("/api/schema/"))) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -154,13 +154,16 @@ def test_expired_keys_are_purged_and_a_late_retry_cannot_charge_twice(
     auth_client, pay, order, provider, settings
 ):
     from extracted.payments.services import purge_expired_idempotency_records
+    from outbox.relay import outbox_cleanup
 
     settings.STRANGLER_IDEMPOTENCY_RETENTION_S = 3600
     pay(auth_client, order.order_id, key="yesterday")
     IdempotencyRecord.objects.update(created_at=timezone.now() - timedelta(hours=2))
     assert purge_expired_idempotency_records(now=timezone.now() - timedelta(hours=3)) == 0
 
-    assert purge_expired_idempotency_records() == 1
+    deleted = outbox_cleanup()  # the relay's cleanup, as the service's settings wire it
+
+    assert deleted["extracted.payments.services.purge_expired_idempotency_records"] == 1
 
     assert not IdempotencyRecord.objects.exists()
     late = pay(auth_client, order.order_id, key="yesterday")
