@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from django.core.management import call_command
+
+from tests.django_checks import assert_models_match_migrations
 
 
 @pytest.mark.django_db
 def test_models_and_migrations_agree():
-    out = io.StringIO()
-    try:
-        call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
-    except SystemExit:
-        pytest.fail(f"a model changed without a migration:\n{out.getvalue()}")
+    assert_models_match_migrations()
