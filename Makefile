@@ -27,9 +27,10 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/strangler demo
 
-## lint: ruff and the import boundaries
+## lint: ruff (rules and formatting) and the import boundaries
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 TEST_ENV := BROKER_URL=$(TEST_BROKER_URL) REDIS_URL=$(TEST_REDIS_URL)
