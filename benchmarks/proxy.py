@@ -299,11 +299,24 @@ def proxy_env(monolith_url: str, **extra: str) -> dict[str, str]:
 
 
 def split_cpus() -> tuple[set[int] | None, set[int] | None]:
-    """Return (CPUs for wrk and the upstreams, CPUs for the system measured), or Nones on one."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
+    """Return (CPUs for wrk and the upstreams, CPUs for the system measured), or Nones on one.
+
+    Split by physical core, so two hyperthreads of one core never end up on opposite sides.
+    """
+    allowed = os.sched_getaffinity(0)
+    cores: dict[str, set[int]] = {}
+    for cpu in sorted(allowed):
+        siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/core_cpus_list")
+        try:
+            key = siblings.read_text().strip()
+        except OSError:
+            key = str(cpu)
+        cores.setdefault(key, set()).add(cpu)
+    groups = list(cores.values())
+    if len(groups) < 2:
         return None, None
-    return set(cpus[: len(cpus) // 2]), set(cpus[len(cpus) // 2 :])
+    half = len(groups) // 2
+    return set().union(*groups[:half]), set().union(*groups[half:])
 
 
 def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[str, str]:
