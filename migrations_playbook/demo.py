@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -48,13 +47,13 @@ from .admin import ProxyAdmin, ProxyError
 from .databases import MONOLITH, service_environment
 from .gates import GateContext, GateError, outbox_lag_measure
 from .stepfile import STEPS_DIR, steps_load
+from .up_process import UpProcess, up_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MARKER = ".strangler-demo"
 STEP = 1
 ROUTE = "payments"
 PORTS = {"proxy": 8000, "monolith": 8001, "payments": 8101}
-READY = re.compile(r"all \d+ processes ready in")
 CARD_OK = "4242424242424242"
 PASSWORD = "demo-Passw0rd-strangler"  # noqa: S105 (the demo customers' shown password)
 #: The servers the demo never uses: it shows the embedded default.
@@ -110,71 +109,20 @@ def free_port() -> int:
 # ---------------------------------------------------------------- the stack
 
 
-class Stack:
+class Stack(UpProcess):
     """`strangler up --step 1` as a child process; its log in the var dir, its readiness shown."""
 
     def __init__(self, *, var_dir: Path, ports: dict[str, int], env: dict[str, str]):
-        self.log = var_dir / "demo-stack.log"
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        argv = [sys.executable, "-m", "migrations_playbook.cli", "up", "--step", str(STEP)]
-        argv += ["--var-dir", str(var_dir), "--ready-timeout", "120", "--grace", "5"]
-        argv += [arg for name, port in ports.items() for arg in (f"--{name}-port", str(port))]
-        self.process = subprocess.Popen(  # noqa: S603 (argv built here)
-            argv,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # Ctrl-C reaches the demo, which stops the stack in order
+        command = up_command(step=STEP, var_dir=var_dir, ports=ports, ready_timeout=120)
+        super().__init__(
+            command, env, var_dir / "demo-stack.log", error=DemoFailed, on_line=self._progress
         )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        with self.log.open("a") as handle:
-            for line in self.process.stdout:
-                handle.write(line)
-                handle.flush()
-                self.lines = [*self.lines[-80:], line.rstrip()]
-                # The runner's own lines (ready, skipping): progress while it comes up.
-                runner_says = line.startswith("strangler ") and not self.ready.is_set()
-                if runner_says and (" ready " in line or "all " in line or "skipping" in line):
-                    say("  " + line.split("|", 1)[-1].strip())
-                if READY.search(line):
-                    self.ready.set()
-
-    def wait_ready(self, timeout: float) -> float:
-        started = time.monotonic()
-        while not self.ready.wait(0.2):
-            if self.process.poll() is not None:
-                self.reader.join(timeout=2)
-                raise DemoFailed(
-                    f"`strangler up` exited {self.process.returncode} before the stack was "
-                    "ready; its last lines:\n" + "\n".join(self.lines[-25:])
-                )
-            if time.monotonic() - started > timeout:
-                raise DemoFailed(f"the stack was not ready within {timeout:g} s (see {self.log})")
-        return time.monotonic() - started
-
-    def death(self) -> str | None:
-        """Return why the stack stopped on its own, or None while it runs."""
-        if self.process.poll() is None:
-            return None
-        said = [line for line in self.lines if "exited" in line or "killed" in line]
-        return f"the stack stopped (exit {self.process.returncode}): " + "; ".join(said[:3])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.reader.join(timeout=5)
+    def _progress(self, line: str) -> None:
+        # The runner's own lines (ready, skipping): progress while it comes up.
+        runner_says = line.startswith("strangler ") and not self.ready.is_set()
+        if runner_says and (" ready " in line or "all " in line or "skipping" in line):
+            say("  " + line.split("|", 1)[-1].strip())
 
 
 # ---------------------------------------------------------------- the clients

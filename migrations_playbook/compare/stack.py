@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,12 +37,11 @@ from migrations_playbook.processes import PROCESSES, processes_for
 from migrations_playbook.runner import importable
 from migrations_playbook.state import state_read, state_write, step_state
 from migrations_playbook.stepfile import Step, steps_load
+from migrations_playbook.up_process import UpProcess, up_command
 
 from .suite import Staff
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-READY = re.compile(r"all \d+ processes ready in")
-STOP_TIMEOUT_S = 45.0
 
 
 class StackFailed(RuntimeError):
@@ -147,78 +143,6 @@ def _rabbitmqctl(*args: str) -> None:
     )
 
 
-class _Runner:
-    """`strangler up` as a child: its output copied to a log, its readiness watched."""
-
-    def __init__(self, command: list[str], env: dict[str, str], log: Path):
-        self.log = log
-        self.ready = threading.Event()
-        self.lines: list[str] = []
-        self.process = subprocess.Popen(  # noqa: S603 (argv built here)
-            command,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # our Ctrl-C is ours; the runner is stopped explicitly
-        )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        with self.log.open("a") as handle:
-            for line in self.process.stdout:
-                handle.write(line)
-                handle.flush()
-                self.lines = [*self.lines, line.rstrip()][-40:]
-                if READY.search(line):
-                    self.ready.set()
-
-    def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.ready.wait(0.2):
-            if self.process.poll() is not None:
-                self.reader.join(timeout=2)
-                raise StackFailed(
-                    f"`strangler up` exited {self.process.returncode} before the stack was "
-                    "ready; its last lines:\n" + "\n".join(self.lines[-25:])
-                )
-            if time.monotonic() > deadline:
-                raise StackFailed(
-                    f"the stack was not ready within {timeout:g} s; the runner's last lines:\n"
-                    + "\n".join(self.lines[-25:])
-                )
-
-    def death(self) -> str | None:
-        """Return the runner's last lines if it exited on its own, else None."""
-        if self.process.poll() is None:
-            return None
-        self.reader.join(timeout=5)
-        said = [line for line in self.lines if "exited" in line or "killed" in line]
-        return (
-            f"the stack stopped during the run (`strangler up` exited "
-            f"{self.process.returncode}): " + "; ".join(said[:3] or self.lines[-3:])
-        )
-
-    def stop(self) -> str | None:
-        """Stop the stack the way Ctrl-C does; return a note if it had to be killed."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                return (
-                    f"the runner did not stop within {STOP_TIMEOUT_S:g} s and was killed; "
-                    f"its children may still run (see {self.log} for their pids)"
-                )
-        self.reader.join(timeout=5)
-        return None
-
-
 def _create_staff(env: dict[str, str], var_dir: Path) -> Staff:
     """Create a superuser in the monolith's database of this stack; return its credentials."""
     staff = Staff(f"compare-{secrets.token_hex(6)}@compare.example.com", secrets.token_urlsafe(18))
@@ -280,28 +204,13 @@ def stack_started(
         notes.append(f"step {number}'s routes set to {mode!r} (the end of its rollout)")
     state_write(var_dir, state)
     ports = {spec.name: free_port() for spec in PROCESSES if spec.port is not None}
-    command = [
-        sys.executable,
-        "-m",
-        "migrations_playbook.cli",
-        "up",
-        "--step",
-        str(step),
-        "--var-dir",
-        str(var_dir),
-        "--ready-timeout",
-        str(ready_timeout),
-        "--grace",
-        "5",
-    ]
-    for name, port in ports.items():
-        command += [f"--{name}-port", str(port)]
-    runner: _Runner | None = None
+    command = up_command(step=step, var_dir=var_dir, ports=ports, ready_timeout=ready_timeout)
+    runner: UpProcess | None = None
     services = sorted({s.name for n, st in steps.items() if n <= step for s in st.services})
     try:
         say(f"starting the stack of step {step} (var dir {var_dir})")
         started = time.monotonic()
-        runner = _Runner(command, env, log)
+        runner = UpProcess(command, env, log, error=StackFailed)
         runner.wait_ready(ready_timeout + 60)
         staff = _create_staff(env, var_dir)
         front = "proxy" if importable("strangler_proxy.cli") else "monolith"
