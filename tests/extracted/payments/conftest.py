@@ -163,3 +163,18 @@ def monolith_sql(monolith_db_url):
         )
     yield connection
     connection.close()
+
+
+def assert_refund_of_shipped_order_refused(response, provider) -> None:
+    """A refund of a shipped order is a 409 naming both states; nothing moves."""
+    from extracted.payments.models import Payment
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "invalid_transition",
+        "detail": "Cannot move order from 'shipped' to 'refunded'.",
+        "from": "shipped",
+        "to": "refunded",
+    }
+    assert provider.refunds == []
+    assert Payment.objects.get().status == "succeeded"
