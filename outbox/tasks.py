@@ -15,6 +15,8 @@ from celery import shared_task
 
 from .conf import setting
 
+_next_cleanup = 0.0  # monotonic time of this worker process's next cleanup
+
 BEAT_ENTRY = {"task": "outbox.tasks.outbox_relay_tick", "schedule": 1.0, "options": {"expires": 5}}
 
 
@@ -34,6 +36,3 @@ def outbox_relay_tick(max_seconds: float = 4.0) -> int:
         _next_cleanup = time.monotonic() + float(setting("OUTBOX_CLEANUP_INTERVAL_S"))
         outbox_cleanup()
     return sent
-
-
-_next_cleanup = 0.0  # per worker process
