@@ -18,22 +18,28 @@ from collections import defaultdict
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+_CLASS_OF = (0, 0, 1, 2, 3, 4, 4, 4, 4, 4)  # status // 100 -> index in _CLASSES (clamped)
 
 
 class _Histogram:
-    __slots__ = ("count", "counts", "sum")
+    """Latency buckets of one (route, upstream), and its answers by status class."""
+
+    __slots__ = ("classes", "counts", "sum")
 
     def __init__(self) -> None:
         self.counts = [0] * (len(BUCKETS) + 1)
         self.sum = 0.0
-        self.count = 0
+        self.classes = [0] * len(_CLASSES)  # 1xx .. 5xx
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
 
 class Metrics:
     """Counters and latency histograms per route and upstream."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
         self.latency: dict[tuple[str, str], _Histogram] = {}
         self.errors: dict[tuple[str, str, str], int] = defaultdict(int)
         self.fallbacks: dict[tuple[str, str], int] = defaultdict(int)
@@ -49,8 +55,17 @@ class Metrics:
             hist = self.latency[key] = _Histogram()
         hist.counts[bisect_left(BUCKETS, seconds)] += 1
         hist.sum += seconds
-        hist.count += 1
-        self.requests[(route, upstream, _CLASSES[min(max(status // 100, 1), 5) - 1])] += 1
+        hist.classes[_CLASS_OF[status // 100] if 0 <= status < 1000 else 4] += 1
+
+    @property
+    def requests(self) -> dict[tuple[str, str, str], int]:
+        """Requests answered per (route, upstream, status class), as they were counted."""
+        return {
+            (route, upstream, code): count
+            for (route, upstream), hist in self.latency.items()
+            for code, count in zip(_CLASSES, hist.classes, strict=True)
+            if count
+        }
 
     def diff_rate(self, route: str) -> float:
         same = self.shadow.get((route, "same"), 0)
