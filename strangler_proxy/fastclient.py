@@ -35,6 +35,33 @@ _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
 
 
+# What on_header does with a response header. Names repeat from one answer to the next, so each
+# spelling of a name passed as is gets its line prefix (b"Name: ") remembered, and every other
+# spelling its kind (at most 1,024 names of each sort, of at most 64 bytes).
+_KEEP, _LENGTH, _CONNECTION, _DROP = 0, 1, 2, 3
+_PASSED: dict[bytes, bytes] = {}
+_OTHER: dict[bytes, int] = {}  # the kind of every other spelling seen
+_NAMES_MAX = 1024
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close", b"Keep-Alive", b"Close"})
+
+
+def _header_kind(name: bytes) -> int:
+    lower = name.lower()
+    if lower == b"connection":
+        kind = _CONNECTION
+    elif lower in RESPONSE_DROP:
+        kind = _DROP
+    elif lower == b"content-length":
+        kind = _LENGTH
+    else:
+        if len(_PASSED) < _NAMES_MAX and len(name) <= 64:
+            _PASSED[name] = name + b": "
+        return _KEEP
+    if len(_OTHER) < _NAMES_MAX and len(name) <= 64:
+        _OTHER[name] = kind
+    return kind
+
+
 class UpstreamProtocolError(ConnectionError):
     """The upstream's answer was not valid HTTP/1.1, or the connection ended mid-answer."""
 
@@ -50,26 +77,31 @@ class _Connection(asyncio.Protocol):
         # One parser for the connection's life: only connections whose answers ended cleanly are
         # reused, so the parser is at a message boundary whenever a request is sent.
         self.parser = httptools.HttpResponseParser(self)
-        self.listener = None  # called on each parser event instead of a waiter (gateway fast path)
+        # Told of the answer's head, end or failure instead of a waiter (the gateway's fast path):
+        # an object with upstream_head(), upstream_done() and upstream_failed().
+        self.listener = None
         self.idle = False  # in the pool: any byte arriving now is garbage, and ends it
+        # Body state: empty whenever a request starts (a pooled connection was emptied when it
+        # went back, see FastPool.give_back and FastResponse.release).
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.paused = False
+        self.waiter: asyncio.Future | None = None
         self._reset()
 
     def _reset(self) -> None:
+        """Forget the previous answer's head (the hot path runs this once per request)."""
+        if self.chunks:  # never, unless the last answer went back to the pool unread
+            self.chunks.clear()
+            self.buffered = 0
         self.status = 0
         self.reason = b""
         self.connection: bytes | None = None  # the Connection header, kept for the slow path
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.headers_done = False
-        self.done = False
-        self.keep_alive = False
+        self.headers_done = self.done = self.keep_alive = self.got_bytes = False
+        self.odd_connection = False  # Connection names headers to drop: filter the slow way
         self.error: BaseException | None = None
-        self.waiter: asyncio.Future | None = None
-        self.got_bytes = False
-        self.paused = False
         self.length: int | None = None
         self.lines: list[bytes] = []  # b"Name: value\r\n" of each header the client may see
-        self.odd_connection = False  # Connection names headers to drop: filter the slow way
 
     # -- asyncio.Protocol
     def connection_made(self, transport) -> None:
@@ -84,6 +116,7 @@ class _Connection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            self.closed = True  # never back to the pool, even before connection_lost
             self._fail(UpstreamProtocolError(f"invalid answer from upstream: {exc}"))
             self.transport.close()
 
@@ -97,25 +130,44 @@ class _Connection(asyncio.Protocol):
         self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        lower = name.lower()
-        if lower not in RESPONSE_DROP:
+        prefix = _PASSED.get(name)
+        if prefix is not None:  # most headers: passed to the client as they are
+            self.lines.append(prefix + value + b"\r\n")
+            return
+        kind = _OTHER.get(name)
+        if kind is None:
+            kind = _header_kind(name)
+        if kind == _KEEP:
             self.lines.append(name + b": " + value + b"\r\n")
-            if lower == b"content-length":
-                try:
-                    self.length = int(value)
-                except ValueError:
-                    self.length = None
-        elif lower == b"connection":
+        elif kind == _LENGTH:
+            self.lines.append(name + b": " + value + b"\r\n")
+            try:
+                self.length = int(value)
+            except ValueError:
+                self.length = None
+        elif kind == _CONNECTION:
             self.connection = value
+            if value in _PLAIN_CONNECTION:
+                return
             for token in value.split(b","):
                 if token.strip().lower() not in (b"keep-alive", b"close", b""):
                     self.odd_connection = True
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()
+        if self.idle or (self.done and self.status >= 200):
+            # A second answer to one request, in the packet that ended the first (data_received
+            # catches one that comes later): stop parsing before its body lands in `chunks`;
+            # the connection is out of step and closes (data_received).
+            raise UpstreamProtocolError("the upstream sent an answer nobody asked for")
+        parser = self.parser
+        self.status = parser.get_status_code()
+        self.keep_alive = parser.should_keep_alive()
         self.headers_done = True
-        self._wake()
+        listener = self.listener
+        if listener is not None:
+            listener.upstream_head()
+        else:
+            self._wake()
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
@@ -128,13 +180,14 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.done = True
-        self._wake()
+        listener = self.listener
+        if listener is not None:
+            listener.upstream_done()
+        else:
+            self._wake()
 
     # -- internals
     def _wake(self) -> None:
-        if self.listener is not None:
-            self.listener()
-            return
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -143,7 +196,7 @@ class _Connection(asyncio.Protocol):
         if self.error is None:
             self.error = exc
         if self.listener is not None:
-            self.listener()
+            self.listener.upstream_failed()
             return
         waiter = self.waiter
         if waiter is not None and not waiter.done():
@@ -330,13 +383,17 @@ class FastPool:
         """Return a connection whose answer was read whole to the idle pool (or close it)."""
         conn.listener = None
         if conn.done and conn.keep_alive and not conn.closed:
-            conn.chunks.clear()
-            conn.buffered = 0
+            if conn.chunks:
+                conn.chunks.clear()
+                conn.buffered = 0
             if conn.paused:
                 conn.paused = False
                 conn.transport.resume_reading()
             conn.idle = True
-            self._idle.setdefault(url, []).append(conn)
+            idle = self._idle.get(url)
+            if idle is None:
+                idle = self._idle[url] = []
+            idle.append(conn)
         else:
             conn.closed = True
             conn.transport.close()

@@ -84,9 +84,11 @@ class RetryBudget:
 
     def __init__(self, ratio: float = 0.2, floor: float = 10.0):
         self.ratio, self.floor, self.tokens = ratio, floor, floor
+        self.cap = floor * 10
 
     def deposit(self) -> None:
-        self.tokens = min(self.floor * 10, self.tokens + self.ratio)
+        tokens = self.tokens + self.ratio  # Gateway.fast_serve has a copy of this line
+        self.tokens = tokens if tokens < self.cap else self.cap
 
     def withdraw(self) -> bool:
         if self.tokens >= 1:
@@ -140,6 +142,11 @@ class Gateway:
         self.started_at = time.time()
         self._access = config.access_log
         self._log_lines: list[str] = []  # one write per batch, not per request
+        # The fast path's routing decisions for the table in force (see _fast_decide).
+        self._decided_for: RouteTable | None = None
+        self._decided: dict[tuple[str, str], Route | bool] = {}
+        self._log_tick = -1  # the millisecond _log_ts shows
+        self._log_ts = ""
 
     # ----------------------------------------------------------------- table management
     def _initial_table(self) -> RouteTable:
@@ -499,6 +506,7 @@ class Gateway:
 
     def _new_request_id(self) -> str:
         # A per-process random prefix and a counter: unique without a system call per request.
+        # (Gateway.fast_serve has a copy of this line.)
         return f"{self._rid_prefix}{next(self._rid_counter):016x}"
 
     # ----------------------------------------------------------------- the fast path
@@ -521,38 +529,38 @@ class Gateway:
             known, identity = self.auth.peek(req.authorization.decode("latin-1"))
             if not known:
                 return False  # a token not yet vouched for: the general path asks the monolith
-        target_s = req.target
-        cut = target_s.find("?")
-        raw_path = target_s if cut < 0 else target_s[:cut]
-        if raw_path.startswith("/_strangler"):
-            return False
-        try:
-            path = path_for_routing(raw_path)
-        except PathRefused:
-            return False
         table = self.table
-        found = table.match(method, path, req)
-        if found is None:
+        if table is not self._decided_for:
+            self._decided_for, self._decided = table, {}
+        raw_path = req.path
+        decided = self._decided.get((method, raw_path))
+        if decided is None:
+            decided = self._fast_decide(table, method, raw_path, req)
+        if decided is False:
             return False
-        route = found[0]
-        mode = route.mode
-        if route.rate_limit is not None or mode == "shadow" or path == self.config.aggregate_path:
-            return False
+        route = decided
         if route.record:
             # A recorded exchange takes the general path; the route's other requests stay here.
             req.sampled = random.random() < route.record
             if req.sampled:
                 return False
         remote = req.remote
+        mode = route.mode
         target = MONOLITH if mode == "monolith" else self.choose_target(route, identity, remote)
         pool = self.pools[target]
-        try:
-            instance = pool.pick()
-        except NoInstance:
-            return False
-        if instance.breaker.state != "closed":
-            instance.breaker.probing = False  # the half-open probe is the general path's to send
-            return False
+        instances = pool.instances
+        if len(instances) == 1:
+            instance = instances[0]
+            if instance.breaker.state != "closed":
+                return False  # the general path's pick() decides, and sends any half-open probe
+        else:
+            try:
+                instance = pool.pick()
+            except NoInstance:
+                return False
+            if instance.breaker.state != "closed":
+                instance.breaker.probing = False  # pick() claimed the probe: the general path's
+                return False
         started = time.perf_counter()
         rid = req.request_id
         if rid is not None:
@@ -560,28 +568,80 @@ class Gateway:
             if not _REQUEST_ID_OK.match(rid):
                 rid = None
         if rid is None:
-            rid = self._new_request_id()
-        headers = self._forward(req, table, target, rid, identity)
+            rid = f"{self._rid_prefix}{next(self._rid_counter):016x}"  # _new_request_id
         up = self.fast.take_idle(instance.url)
         if up is None:
             # No idle connection yet: the general path connects, to the instance chosen here.
+            headers = self._forward(req, table, target, rid, identity)
             conn.run_handed_over(req, self.proxy_handed_over(
                 conn, req, route, target, headers, rid, started, None, pinned=instance
             ))  # fmt: skip
             return True
-        head = b"".join(
-            (method.encode(), b" ", target_s.encode("latin-1"), b" HTTP/1.1\r\n",
-             b"" if headers.preserve_host else instance.host_line, headers.block(), b"\r\n")
-        )  # fmt: skip
+        rid_b = rid.encode()
+        if identity is None or not self.config.identity_secret:
+            # The same bytes as _forward's block, joined in one go (this is most requests).
+            host = req.host
+            xff = req.xff
+            preserve = host is not None and table.services[target].preserve_host
+            head = b"".join(
+                (method.encode(), b" ", req.raw_target, b" HTTP/1.1\r\n",
+                 b"" if preserve else instance.host_line, *req.forward_lines(),
+                 b"X-Forwarded-For: ", xff + b", " if xff else b"", conn.remote_b,
+                 b"\r\nX-Forwarded-Proto: http\r\n",
+                 b"" if host is None else b"X-Forwarded-Host: " + host + b"\r\n",
+                 b"Host: " + host + b"\r\n" if preserve else b"",
+                 b"X-Request-ID: ", rid_b, b"\r\n\r\n")
+            )  # fmt: skip
+            headers = None  # built from the request again if the general path takes over
+        else:
+            headers = self._forward(req, table, target, rid, identity)
+            head = b"".join(
+                (method.encode(), b" ", req.raw_target, b" HTTP/1.1\r\n",
+                 b"" if headers.preserve_host else instance.host_line, headers.block(), b"\r\n")
+            )  # fmt: skip
         instance.outstanding += 1
-        self.retry_budget.deposit()
+        budget = self.retry_budget  # RetryBudget.deposit, inlined
+        tokens = budget.tokens + budget.ratio
+        budget.tokens = tokens if tokens < budget.cap else budget.cap
         self.fast_served += 1
-        exchange = _Exchange(self, conn, req, route, target, headers, rid, started, instance, up)
+        exchange = _Exchange(
+            self, conn, req, route, target, table, identity, headers, rid, rid_b, started,
+            instance, up,
+        )  # fmt: skip
         conn.exchange = exchange
-        up.listener = exchange.on_upstream
+        up.listener = exchange
         self.exchanges.add(exchange)
         up.transport.write(head)
         return True
+
+    def _fast_decide(self, table: RouteTable, method: str, raw_path: str, req: Request):
+        """Return the route the fast path serves `raw_path` with, or False; remember it.
+
+        Remembered for the table in force under (method, raw path), unless a route matches on
+        headers or the path is over 256 characters; at most 4,096 entries (then it starts
+        over). A path seen again skips decoding and matching.
+        """
+        decided = False
+        if not raw_path.startswith("/_strangler"):
+            try:
+                path = path_for_routing(raw_path)
+            except PathRefused:
+                path = None
+            found = None if path is None else table.match(method, path, req)
+            if found is not None:
+                route = found[0]
+                if (
+                    route.rate_limit is None
+                    and route.mode != "shadow"
+                    and path != self.config.aggregate_path
+                ):
+                    decided = route
+        if not table.matches_headers and len(raw_path) <= 256 and table is self._decided_for:
+            cache = self._decided
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[(method, raw_path)] = decided
+        return decided
 
     @staticmethod
     def choose_target(route: Route, identity, remote: str | None) -> str:
@@ -759,7 +819,7 @@ class Gateway:
     ) -> None:  # fmt: skip
         """Stream the answer to the client, capturing it for a shadow compare or a recording."""
         status = resp.status
-        lines = [_status_line(status, resp.reason)]
+        lines = [_status_line(status, (resp.reason or "").encode("latin-1", "replace"))]
         drop = _RESPONSE_DROP
         raw = resp.raw_headers
         for name, value in raw:
@@ -900,10 +960,15 @@ class Gateway:
         route_name = route.name if route is not None else "-"
         self.metrics.observe(route_name, upstream, status, elapsed)
         if self._access:
+            now = time.time()
+            tick = round(now * 1000)
+            if tick != self._log_tick:  # the same "ts" for every line of a millisecond
+                self._log_tick = tick
+                self._log_ts = f"{tick // 1000}.{tick % 1000:03d}"
             # Every field but the path is from a validated alphabet (request ids, route and
             # service names, methods, addresses): only the path needs JSON escaping.
             line = (
-                f'{{"ts": {time.time():.3f}, "request_id": "{rid}", "method": "{req.method}", '
+                f'{{"ts": {self._log_ts}, "request_id": "{rid}", "method": "{req.method}", '
                 f'"path": {_json_string(req.path)}, "route": "{route_name}", '
                 f'"mode": "{route.mode if route else "-"}", "upstream": "{upstream}", '
                 f'"status": {status}, "ms": {elapsed * 1000:.3f}, "client": "{req.remote}"'
@@ -930,17 +995,18 @@ _json_string = encode_basestring_ascii
 _RESPONSE_DROP = frozenset(
     name.lower().encode() for name in (*HOP_BY_HOP, UPSTREAM, REQUEST_ID, FALLBACK)
 )
-_STATUS_LINES: dict[tuple[int, str], bytes] = {}
+_STATUS_LINES: dict[int, tuple[bytes, bytes]] = {}  # status: (reason, the line), the latest
 _UPSTREAM_LINES: dict[str, bytes] = {}
 
 
-def _status_line(status: int, reason: str | None) -> bytes:
-    key = (status, reason or "")
-    line = _STATUS_LINES.get(key)
-    if line is None:
-        line = f"HTTP/1.1 {status} {reason or ''}\r\n".encode("latin-1")
-        if len(_STATUS_LINES) < 1000:
-            _STATUS_LINES[key] = line
+def _status_line(status: int, reason: bytes) -> bytes:
+    """Return ``HTTP/1.1 <status> <reason>\\r\\n``, remembered per status for its latest reason."""
+    known = _STATUS_LINES.get(status)
+    if known is not None and known[0] == reason:
+        return known[1]
+    line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
+    if 100 <= status <= 999:
+        _STATUS_LINES[status] = (reason, line)
     return line
 
 
@@ -984,46 +1050,48 @@ class _Exchange:
     """One request on the fast path, driven by the upstream connection's parser callbacks."""
 
     __slots__ = (
-        "checked", "conn", "gateway", "headers", "instance", "req", "rid", "route", "started",
-        "target", "up",
+        "conn", "gateway", "headers", "identity", "instance", "req", "rid", "rid_b", "route",
+        "started", "table", "target", "up",
     )  # fmt: skip
 
     def __init__(
         self, gateway: Gateway, conn: HttpConnection, req: Request, route: Route, target: str,
-        headers: Forward, rid: str, started: float, instance: Instance, up,
+        table: RouteTable, identity, headers: Forward | None, rid: str, rid_b: bytes,
+        started: float, instance: Instance, up,
     ):  # fmt: skip
         self.gateway, self.conn, self.req, self.route = gateway, conn, req, route
-        self.target, self.headers, self.rid, self.started = target, headers, rid, started
+        self.target, self.table, self.identity, self.headers = target, table, identity, headers
+        self.rid, self.rid_b, self.started = rid, rid_b, started
         self.instance, self.up = instance, up
-        self.checked = False
 
-    def on_upstream(self) -> None:
-        """React to a parser event of the upstream connection."""
+    # -- the upstream connection's listener (fastclient._Connection.listener)
+    def upstream_head(self) -> None:
+        """The head arrived: anything but a small, framed, non-5xx answer is handed over."""
         up = self.up
-        if up.error is not None:
-            if up.headers_done:
-                return self._hand_over(self._response())
-            if not up.got_bytes:
-                # The idle connection died under us before answering: start afresh.
-                self.instance.outstanding -= 1
-                return self._hand_over(None)
-            return self._hand_over(self._failed("connect", up.error))
-        if not up.headers_done:
-            return None
-        if not self.checked:
-            self.checked = True
-            status, length = up.status, up.length
-            if (
-                status >= 500
-                or status < 200
-                or up.odd_connection
-                or (length is None and status not in (204, 304))
-                or (length is not None and length > _SMALL_BODY)
-            ):
-                return self._hand_over(self._response())
-        if up.done:
-            self._complete()
-        return None
+        status, length = up.status, up.length
+        if (
+            status >= 500
+            or status < 200
+            or up.odd_connection
+            or (length is None and status not in (204, 304))
+            or (length is not None and length > _SMALL_BODY)
+        ):
+            self._hand_over(self._response())
+
+    def upstream_done(self) -> None:
+        """The whole answer arrived: send it to the client in one write."""
+        self._complete()
+
+    def upstream_failed(self) -> None:
+        """The upstream connection broke, or sent something that is not HTTP."""
+        up = self.up
+        if up.headers_done:
+            return self._hand_over(self._response())
+        if not up.got_bytes:
+            # The idle connection died under us before answering: start afresh.
+            self.instance.outstanding -= 1
+            return self._hand_over(None)
+        return self._hand_over(self._failed("connect", up.error))
 
     def _response(self):
         self.gateway._judge(self.instance, self.target, self.route, self.up.status)
@@ -1045,14 +1113,18 @@ class _Exchange:
         return _UpstreamFailed("upstream_unavailable", detail)
 
     def _hand_over(self, first) -> None:
+        gateway = self.gateway
         self.up.listener = None
-        self.gateway.exchanges.discard(self)
+        gateway.exchanges.discard(self)
         self.conn.exchange = None
+        headers = self.headers
+        if headers is None:
+            headers = gateway._forward(self.req, self.table, self.target, self.rid, self.identity)
         self.conn.run_handed_over(
             self.req,
-            self.gateway.proxy_handed_over(
-                self.conn, self.req, self.route, self.target, self.headers, self.rid,
-                self.started, first,
+            gateway.proxy_handed_over(
+                self.conn, self.req, self.route, self.target, headers, self.rid, self.started,
+                first,
             ),
         )  # fmt: skip
 
@@ -1072,16 +1144,16 @@ class _Exchange:
         instance = self.instance
         if instance.breaker.failures:
             instance.breaker.record(True, time.monotonic())
-        parts = [
-            _status_line(status, up.reason.decode("latin-1")), *up.lines,
-            _upstream_line(self.target), b"X-Request-ID: ", self.rid.encode(), b"\r\n",
-        ]  # fmt: skip
         if not req.keep_alive:
-            parts.append(b"Connection: close\r\n")
+            end = b"\r\nConnection: close\r\n\r\n"
         elif req.version == "1.0":
-            parts.append(b"Connection: keep-alive\r\n")
-        parts.append(b"\r\n")
-        parts.append(body)
+            end = b"\r\nConnection: keep-alive\r\n\r\n"
+        else:
+            end = b"\r\n\r\n"
+        answer = b"".join(
+            (_status_line(status, up.reason), *up.lines, _upstream_line(self.target),
+             b"X-Request-ID: ", self.rid_b, end, body)
+        )  # fmt: skip
         gateway.exchanges.discard(self)
         instance.outstanding -= 1
         gateway.fast.give_back(instance.url, up)
@@ -1091,6 +1163,6 @@ class _Exchange:
             gateway._finish(req, status, self.rid, self.route, self.target, self.started,
                             None, "client_gone")  # fmt: skip
             return
-        conn.transport.write(b"".join(parts))
+        conn.transport.write(answer)
         gateway._finish(req, status, self.rid, self.route, self.target, self.started)
         conn.exchange_done(req)

@@ -176,6 +176,12 @@ class RouteTable:
     routes: tuple[Route, ...]
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
     version: int = 1
+    # Whether any route matches on headers: then a routing decision depends on more than the
+    # method and path (the gateway's fast path remembers decisions only when it does not).
+    matches_headers: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "matches_headers", any(r.headers for r in self.routes))
 
     def match(self, method: str, path: str, headers: Any) -> tuple[Route, dict[str, str]] | None:
         """Return the first (most specific) route serving the request and its parameters."""

@@ -57,6 +57,23 @@ _SPECIAL = dict.fromkeys(_HOP, "hop") | {
     b"content-length": "content-length",
 }
 _IDENTITY_PREFIX = b"x-strangler-identity"
+# The kind of each header name as clients spell it ("forward", "identity" or a _SPECIAL kind):
+# names repeat from one request to the next, so each spelling is classified once (at most 1,024
+# names of at most 64 bytes: a client sending made-up names only fills it, never grows it).
+_HEADER_KINDS: dict[bytes, str] = {}
+_HEADER_KINDS_MAX = 1024
+
+
+def _header_kind(name: bytes) -> str:
+    lower = name.lower()
+    kind = _SPECIAL.get(lower)
+    if kind is None:
+        kind = "identity" if lower.startswith(_IDENTITY_PREFIX) else "forward"
+    if len(_HEADER_KINDS) < _HEADER_KINDS_MAX and len(name) <= 64:
+        _HEADER_KINDS[name] = kind
+    return kind
+
+
 _REASONS = {
     400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
     414: "URI Too Long", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
@@ -159,8 +176,8 @@ class Request:
 
     __slots__ = (
         "_headers", "authorization", "body", "connection_tokens", "expect_continue", "forward",
-        "host", "keep_alive", "method", "remote", "request_id", "sampled", "target",
-        "version", "xff",
+        "host", "keep_alive", "method", "path", "raw_target", "remote", "request_id",
+        "sampled", "target", "version", "xff",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -175,6 +192,8 @@ class Request:
         self._headers: CIMultiDictProxy | None = None
         self.method = "GET"
         self.target = ""
+        self.path = ""  # the target up to its query string, not decoded
+        self.raw_target = b""  # the request target as the client sent it
         self.version = "1.1"
         self.keep_alive = True
         self.remote = ""
@@ -201,10 +220,6 @@ class Request:
     def get(self, name: str, default=None):
         """Return one header (route matching reads the request's headers through this)."""
         return self.headers.get(name, default)
-
-    @property
-    def path(self) -> str:
-        return self.target.partition("?")[0]
 
     @property
     def query(self) -> MultiDictProxy:
@@ -252,6 +267,7 @@ class HttpConnection(asyncio.Protocol):
         self.runner: asyncio.Task | None = None
         self.exchange = None  # a request on the gateway's fast path (no task), if any
         self.remote = ""
+        self.remote_b = b""  # the client's address as bytes, for X-Forwarded-For
         self.closed = False
         self.refused: _HeadRefused | None = None
         self.deaf = False
@@ -261,6 +277,8 @@ class HttpConnection(asyncio.Protocol):
         self.head_started = 0.0
         self.idle_since = loop.time()
         self._url = b""
+        self._method_b = b""
+        self._method = ""
         self._paused = 0
         self._drain: asyncio.Future | None = None
         self._write_paused = False
@@ -270,6 +288,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if peer else ""
+        self.remote_b = self.remote.encode()
         self.gateway.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -283,6 +302,10 @@ class HttpConnection(asyncio.Protocol):
                 return
         try:
             self.parser.feed_data(data)
+            if self.in_head and not self.head_started:
+                # A head split over packets: the head timeout counts from now. (A head that
+                # arrives whole, the usual case, never reads the clock.)
+                self.head_started = self.loop.time()
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _HeadRefused):
@@ -323,7 +346,7 @@ class HttpConnection(asyncio.Protocol):
         self._url = b""
         self.in_head = True
         self.head_bytes = 0
-        self.head_started = self.loop.time()
+        self.head_started = 0.0  # set by data_received if the head does not arrive whole
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -336,11 +359,13 @@ class HttpConnection(asyncio.Protocol):
             raise _HeadRefused(
                 431, "header_too_large", f"A request header is over {MAX_LINE} bytes."
             )
-        lower = name.lower()
-        kind = _SPECIAL.get(lower)
+        kind = _HEADER_KINDS.get(name)
         if kind is None:
-            if not lower.startswith(_IDENTITY_PREFIX):  # only the proxy signs identity
-                req.forward.append(name + b": " + value + b"\r\n")
+            kind = _header_kind(name)
+        if kind == "forward":
+            req.forward.append(name + b": " + value + b"\r\n")
+            return
+        if kind == "identity":  # only the proxy signs identity
             return
         if kind == "host":
             req.host = value
@@ -366,10 +391,18 @@ class HttpConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         req = self.current
         parser = self.parser
-        req.method = parser.get_method().decode("ascii", "replace")
+        method = parser.get_method()
+        if method == self._method_b:  # the connection's previous method: reuse its str
+            req.method = self._method
+        else:
+            req.method = self._method = method.decode("ascii", "replace")
+            self._method_b = method
         req.version = parser.get_http_version()
         req.keep_alive = parser.should_keep_alive()
-        req.target = self._url.decode("latin-1")
+        req.raw_target = url = self._url
+        req.target = target = url.decode("latin-1")
+        cut = target.find("?")
+        req.path = target if cut < 0 else target[:cut]
         req.remote = self.remote
         self.in_head = False
         self.last = req
