@@ -158,3 +158,21 @@ def redis_prefix():
     prefix = f"strangler-test:{uuid.uuid4().hex}"
     yield prefix
     _delete_keys(prefix)
+
+
+async def raw_upstream(reply):
+    """A raw TCP upstream: `reply(request_bytes, writer)` answers each request."""
+
+    async def serve(reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                if not await reply(head, writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"

@@ -9,7 +9,9 @@ import tracemalloc
 import aiohttp
 from aiohttp import web
 
-from .conftest import aio, gateway, raw_http, upstream
+from strangler_proxy.routes import table_from_dict
+
+from .conftest import aio, gateway, raw_http, raw_upstream, upstream
 
 NO_HEALTH = {"health_path": None}
 
@@ -251,13 +253,14 @@ async def test_a_route_narrowed_by_a_header_serves_only_requests_that_carry_it()
                 {"name": "rest", "prefix": "/"},
             ],
         }  # fmt: skip
-        async with gateway(table, monolith=mono.url) as (_, base), aiohttp.ClientSession() as c:
+        async with gateway(table, monolith=mono.url) as (gw, base), aiohttp.ClientSession() as c:
             served = []
-            for beta in ("1", None, "1", "2"):
+            for beta in ("1", None, "1", "2", "1", None):
                 headers = {"X-Beta": beta} if beta else {}
                 async with c.get(base + "/x", headers=headers) as resp:
                     served.append((await resp.json())["upstream"])
-    assert served == ["cand", "mono", "cand", "mono"]
+    assert served == ["cand", "mono", "cand", "mono", "cand", "mono"]
+    assert gw.fast_served >= 2  # the same path, told apart by a header on the fast path too
 
 
 @aio
@@ -282,3 +285,66 @@ async def test_an_upgrade_request_is_answered_without_the_upgrade_and_the_connec
         )
     assert answer.startswith(b"HTTP/1.1 200") and answer.count(b"HTTP/1.1") == 1
     assert "Upgrade" not in up.seen[0].headers and len(up.seen) == 1
+
+
+@aio
+async def test_a_route_switch_applies_to_paths_the_fast_path_has_already_decided():
+    async with upstream(name="mono") as mono, upstream(name="cand") as cand:
+
+        def table(mode: str) -> dict:
+            return {
+                "services": {"monolith": {"url": mono.url, **NO_HEALTH},
+                             "orders": {"url": cand.url, **NO_HEALTH}},
+                "routes": [{"name": "orders", "prefix": "/api/orders/", "mode": mode,
+                            "service": "orders"}, {"name": "rest", "prefix": "/"}],
+            }  # fmt: skip
+
+        async with gateway(table("monolith"), monolith=mono.url) as (gw, base):
+            served = []
+            connector = aiohttp.TCPConnector(limit=1)
+            async with aiohttp.ClientSession(connector=connector) as client:
+                for turn in range(9):
+                    if turn in (3, 6):
+                        mode = "extracted" if turn == 3 else "monolith"
+                        new = table_from_dict(table(mode), monolith_url=mono.url)
+                        gw.table_swap(new=new, actor="test", reason=f"to {mode}")
+                    async with client.get(base + "/api/orders/7?page=1") as resp:
+                        served.append((await resp.json())["upstream"])
+    assert served == ["mono"] * 3 + ["cand"] * 3 + ["mono"] * 3
+    # Only the first request to each half found no idle upstream connection.
+    assert gw.fast_served == 7
+
+
+@aio
+async def test_on_the_fast_path_answer_headers_pass_as_spelled_and_hop_by_hop_ones_do_not():
+    async def answer(head, writer):
+        connection = b"keep-alive, X-Private" if b"/private" in head else b"keep-alive"
+        writer.write(
+            b"HTTP/1.1 201 Made Here\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nX-UPPER: U\r\n"
+            b"Keep-Alive: timeout=5\r\nX-Request-ID: upstream-made\r\nX-Private: secret\r\n"
+            b"Connection: " + connection + b"\r\nContent-Length: 2\r\n\r\nok"
+        )
+        await writer.drain()
+        return True
+
+    server, url = await raw_upstream(answer)
+    table = {"services": {"monolith": {"url": url, **NO_HEALTH}}, "routes": [
+        {"name": "all", "prefix": "/"}]}  # fmt: skip
+    request = b"GET %s HTTP/1.1\r\nHost: t\r\nX-Request-ID: r1\r\nConnection: close\r\n\r\n"
+    async with server, gateway(table, monolith=url) as (gw, base):
+        await warm(base)
+        # Twice: the second answer's header names are the ones the proxy has seen before.
+        answers = [await raw_http(base, request % b"/p") for _ in range(2)]
+        private = await raw_http(base, request % b"/private")
+    expected = [
+        b"HTTP/1.1 201 Made Here", b"Set-Cookie: a=1", b"set-cookie: b=2", b"X-UPPER: U",
+        b"X-Private: secret", b"Content-Length: 2", b"X-Strangler-Upstream: monolith",
+        b"X-Request-ID: r1", b"Connection: close",
+    ]  # fmt: skip
+    for got in answers:
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n") == expected and body == b"ok"
+    # A Connection header naming another header: that one is dropped too (the general path).
+    head, _, body = private.partition(b"\r\n\r\n")
+    assert b"X-Private" not in head and b"Set-Cookie: a=1" in head and body == b"ok"
+    assert gw.fast_served == 3

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from strangler_proxy.identity import HEADER as IDENTITY_HEADER
 
-from .conftest import aio, gateway, raw_http, upstream
+from .conftest import aio, gateway, raw_http, raw_upstream, upstream
 
 
 @aio
@@ -256,24 +256,6 @@ async def test_head_and_no_content_answers_pass_through():
             assert resp.status == 204 and await resp.read() == b""
 
 
-async def raw_upstream(reply):
-    """A raw TCP upstream: `reply(request_bytes, writer)` answers each request."""
-
-    async def serve(reader, writer):
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                if not await reply(head, writer):
-                    break
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-
-
 @aio
 async def test_an_idle_upstream_connection_closed_by_the_upstream_is_replaced_transparently():
     async def answer_then_hang_up(head, writer):
@@ -296,6 +278,30 @@ async def test_an_idle_upstream_connection_closed_by_the_upstream_is_replaced_tr
                 assert resp.status == 200 and await resp.read() == b"ok"
                 await asyncio.sleep(0.05)
     assert gw.metrics.errors == {}
+
+
+@aio
+async def test_an_upstream_that_answers_one_request_twice_never_leaks_into_another_answer():
+    async def answer_twice(head, writer):
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray"
+        )
+        await writer.drain()
+        return True
+
+    server, url = await raw_upstream(answer_twice)
+    table = {
+        "services": {"monolith": {"url": url, "health_path": None}},
+        "routes": [{"name": "all", "prefix": "/", "retries": 0}],
+    }
+    async with server, gateway(table, monolith=url) as (_, base):
+        # One client connection, several requests: on the general path (the first) and on the
+        # fast path (later ones, if a connection went back to the pool).
+        answer = await raw_http(base, b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n" * 3 + (
+            b"GET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))  # fmt: skip
+    assert answer.count(b"HTTP/1.1 200 OK") == 4 and answer.count(b"\r\n\r\nok") == 4
+    assert b"stray" not in answer
 
 
 @aio
