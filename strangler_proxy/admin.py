@@ -125,10 +125,8 @@ async def _dispatch(
     if head == "healthz" and method == "GET":
         return _json({"status": "ok", "table_version": gateway.table.version, "pid": os.getpid()})
     if head == "metrics" and method == "GET":
-        breakers = {
-            i.url: i.breaker.state for pool in gateway.pools.values() for i in pool.instances
-        }
-        resp = web.Response(text=gateway.metrics.render(breakers), content_type="text/plain")
+        metrics, breakers = gateway.metrics_view()  # every worker's, with --workers
+        resp = web.Response(text=metrics.render(breakers), content_type="text/plain")
         resp.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
         return resp
     if head == "routes":
@@ -232,7 +230,7 @@ async def _registry(gateway: Gateway, request, method: str, rest: list[str]) -> 
 
 def _diffs(gateway: Gateway, request, rest: list[str]) -> web.Response:
     store = gateway.shadow.store
-    metrics = gateway.metrics
+    metrics, _ = gateway.metrics_view()  # rates over every worker; stored diffs are this one's
     if not rest:
         route = request.query.get("route")
         diffs = store.list(route)

@@ -66,7 +66,12 @@ from .routes import (
 )
 from .server import BodyTimeout, HttpConnection, Request, error_head
 from .shadow import ShadowRunner
-from .sharing import shared_revocations_from_config, shared_table_from_config
+from .sharing import (
+    METRICS_SECONDS,
+    shared_metrics_from_config,
+    shared_revocations_from_config,
+    shared_table_from_config,
+)
 from .upstreams import Instance, NoInstance, ServicePool
 
 log = logging.getLogger("strangler_proxy")
@@ -139,6 +144,7 @@ class Gateway:
         self._rid_prefix = os.urandom(8).hex()
         self._rid_counter = itertools.count(1)
         self.shared = shared_table_from_config(config)
+        self.shared_metrics = shared_metrics_from_config(config)
         self.started_at = time.time()
         self._access = config.access_log
         self._log_lines: list[str] = []  # one write per batch, not per request
@@ -261,6 +267,8 @@ class Gateway:
         if self.shared is not None:
             self.shared.sync(self)  # a worker started late adopts the table in force
             self._background.append(asyncio.create_task(self._follow_shared()))
+        if self.shared_metrics is not None:
+            self._background.append(asyncio.create_task(self._publish_metrics()))
         if self.revoke_channel is not None:
             await self.revoke_channel.start()
         return self._server.sockets[0].getsockname()[1]
@@ -269,6 +277,11 @@ class Gateway:
         for task in self._background:
             task.cancel()
         self.flush_log()
+        if self.shared_metrics is not None:
+            try:
+                self.shared_metrics.publish(self._metrics_snapshot())
+            except OSError:
+                log.exception("publishing this worker's last metrics failed")
         if self._server is not None:
             self._server.close()
         await self.shadow.drain(timeout=1.0)
@@ -335,6 +348,41 @@ class Gateway:
             except Exception:  # a broken shared store must not stop this worker serving
                 log.exception("reading the shared route table failed")
                 await asyncio.sleep(1.0)
+
+    def _metrics_snapshot(self) -> dict[str, Any]:
+        data = self.metrics.snapshot()
+        data["breakers"] = self._breakers()
+        return data
+
+    def _breakers(self) -> dict[str, str]:
+        return {i.url: i.breaker.state for pool in self.pools.values() for i in pool.instances}
+
+    def metrics_view(self) -> tuple[Metrics, dict[str, str]]:
+        """Return the metrics and breaker states to report: this worker's, or with --workers,
+        the sum over every worker (the others' as they published them, at most a second old)
+        and each instance's worst breaker state."""
+        breakers = self._breakers()
+        if self.shared_metrics is None:
+            return self.metrics, breakers
+        others = self.shared_metrics.others()
+        rank = {"closed": 0, "half_open": 1, "open": 2}
+        for data in others:
+            theirs = data.get("breakers")
+            for url, state in theirs.items() if isinstance(theirs, dict) else ():
+                if state in rank and (
+                    url not in breakers or rank[state] > rank.get(breakers[url], 0)
+                ):
+                    breakers[url] = state
+        return Metrics.merged(self.metrics, others), breakers
+
+    async def _publish_metrics(self) -> None:
+        """Every second: write this worker's metrics for the other workers' scrapes."""
+        while True:
+            await asyncio.sleep(METRICS_SECONDS)
+            try:
+                self.shared_metrics.publish(self._metrics_snapshot())
+            except OSError:  # a full disk must not stop this worker serving
+                log.exception("publishing this worker's metrics failed")
 
     async def _maintain(self) -> None:
         """Refresh registry instances every second and health-check instances when due."""

@@ -9,6 +9,9 @@ Families (labels): ``strangler_requests_total`` (route, upstream, code class),
 (route), ``strangler_rate_limited_total`` (route), ``strangler_shadow_total`` (route, outcome:
 same/diff/error/skipped), ``strangler_shadow_diff_rate`` (route), ``strangler_breaker_open``
 (upstream instance).
+
+With ``--workers N`` each worker counts its own requests; ``snapshot()`` and ``merged()`` let a
+scrape answer with the sum over every worker (strangler_proxy/sharing.py, ``SharedMetrics``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,65 @@ class Metrics:
         hist.counts[bisect_left(BUCKETS, seconds)] += 1
         hist.sum += seconds
         hist.classes[_CLASS_OF[status // 100] if 0 <= status < 1000 else 4] += 1
+
+    # -- across worker processes
+    _COUNTERS = ("errors", "fallbacks", "retries", "rate_limited", "shadow")
+
+    def snapshot(self) -> dict:
+        """Return every figure as JSON-ready data (what one worker publishes for the others)."""
+        data: dict = {
+            "latency": [
+                [route, upstream, hist.counts, hist.sum, hist.classes]
+                for (route, upstream), hist in self.latency.items()
+            ]
+        }
+        for family in self._COUNTERS:
+            data[family] = [
+                [*(key if isinstance(key, tuple) else (key,)), value]
+                for key, value in getattr(self, family).items()
+            ]
+        return data
+
+    def add(self, data: dict) -> None:
+        """Add another worker's `snapshot()` to these figures (entries of the wrong shape are
+        skipped: a snapshot is read from a file another process writes)."""
+        for entry in data.get("latency") or ():
+            try:
+                route, upstream, counts, total, classes = entry
+                if len(counts) != len(BUCKETS) + 1 or len(classes) != len(_CLASSES):
+                    continue
+                counts, classes = [int(n) for n in counts], [int(n) for n in classes]
+                total = float(total)
+                key = (str(route), str(upstream))
+            except (TypeError, ValueError):
+                continue
+            hist = self.latency.get(key)
+            if hist is None:
+                hist = self.latency[key] = _Histogram()
+            hist.counts = [a + b for a, b in zip(hist.counts, counts, strict=True)]
+            hist.classes = [a + b for a, b in zip(hist.classes, classes, strict=True)]
+            hist.sum += total
+        for family in self._COUNTERS:
+            counter = getattr(self, family)
+            width = 1 if family in ("retries", "rate_limited") else 3 if family == "errors" else 2
+            for entry in data.get(family) or ():
+                if not isinstance(entry, list) or len(entry) != width + 1:
+                    continue
+                key = entry[0] if width == 1 else tuple(entry[:width])
+                try:
+                    value = int(entry[-1])
+                    counter[key] += value
+                except (TypeError, ValueError):
+                    continue
+
+    @classmethod
+    def merged(cls, own: Metrics, others: list[dict]) -> Metrics:
+        """Return new figures: `own` plus every snapshot in `others`."""
+        out = cls()
+        out.add(own.snapshot())
+        for data in others:
+            out.add(data)
+        return out
 
     @property
     def requests(self) -> dict[tuple[str, str, str], int]:

@@ -10,6 +10,12 @@ worker started late (or restarted) adopts the latest table on start.
 
 Two writes that land on two workers within the same poll interval: the later one wins.
 
+Metrics are shared beside the table too, one file per worker in ``<state>.metrics/``: each
+worker writes its figures there every second (and on close), and a scrape of
+``/_strangler/metrics`` through any worker answers with its own live figures plus every other
+worker's latest file, so counters never jump back when the kernel hands the scrape to another
+worker.
+
 Token revocations (a logout through one worker) are shared beside the table, in
 ``<state>.revoked``: a small file every worker maps into memory, holding a generation counter and
 a ring of the latest revoked token hashes. The worker that saw the logout writes the hash, then
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
     from .gateway import Gateway
 
 POLL_SECONDS = 0.05
+METRICS_SECONDS = 1.0  # how often each worker publishes its metrics for the others
 _RING = 4096  # revoked token hashes kept; a worker further behind than that forgets every token
 _DIGEST = 32
 _REVOKED_SIZE = 8 + _RING * _DIGEST
@@ -97,6 +104,41 @@ class SharedTable:
         """Poll the file until a newer table is adopted."""
         while not self.sync(gateway):
             await asyncio.sleep(POLL_SECONDS)
+
+
+class SharedMetrics:
+    """Each worker's metrics in a file of its own; a scrape sums its own and the others'."""
+
+    def __init__(self, path: str):
+        self.directory = Path(path + ".metrics")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # One file per worker (the pid, and a token for gateways sharing a process in tests).
+        self.mine = self.directory / f"{os.getpid()}-{os.urandom(4).hex()}.json"
+
+    def publish(self, snapshot: dict[str, Any]) -> None:
+        """Write this worker's figures (aside, then renamed: a reader never sees half a file)."""
+        aside = self.mine.with_suffix(".tmp")
+        aside.write_text(json.dumps(snapshot), encoding="utf-8")
+        os.replace(aside, self.mine)
+
+    def others(self) -> list[dict[str, Any]]:
+        """Return the latest figures every other worker published (unreadable files skipped)."""
+        found = []
+        for path in sorted(self.directory.glob("*.json")):
+            if path == self.mine:
+                continue
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                found.append(data)
+        return found
+
+
+def shared_metrics_from_config(config: ProxyConfig) -> SharedMetrics | None:
+    """Return the metrics shared by this worker's proxy, or None for a single process."""
+    return SharedMetrics(config.shared_state) if config.shared_state else None
 
 
 def shared_table_from_config(config: ProxyConfig) -> SharedTable | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.client
 import json
 import os
 import signal
@@ -14,6 +16,7 @@ import urllib.request
 
 import aiohttp
 
+from strangler_proxy import sharing
 from strangler_proxy.config import ProxyConfig
 from strangler_proxy.discovery import MemoryRegistry
 from strangler_proxy.gateway import Gateway
@@ -84,10 +87,59 @@ async def test_a_route_switched_on_one_worker_is_switched_on_the_others(tmp_path
                 await gw.close()
 
 
+@aio
+async def test_a_metrics_scrape_through_any_worker_counts_every_workers_requests(tmp_path):
+    async with upstream(name="mono") as mono:
+        table = table_from_dict({"routes": [{"name": "all", "prefix": "/"}]}, monolith_url=mono.url)
+        config = ProxyConfig(
+            monolith_url=mono.url, access_log=False, shared_state=str(tmp_path / "routes.json")
+        )
+        workers, bases = [], []
+        for _ in range(3):
+            gw = Gateway(config=config, table=table, registry=MemoryRegistry(),
+                         limiter=MemoryBuckets())  # fmt: skip
+            bases.append(f"http://127.0.0.1:{await gw.start(host='127.0.0.1', port=0)}")
+            workers.append(gw)
+        try:
+            async with aiohttp.ClientSession() as client:
+                for count, base in zip((1, 2, 4), bases, strict=True):
+                    for _ in range(count):
+                        async with client.get(base + "/x") as resp:
+                            assert resp.status == 200
+                await asyncio.sleep(sharing.METRICS_SECONDS + 0.3)  # every worker published
+                scrapes = []
+                for base in bases:
+                    async with client.get(base + "/_strangler/metrics") as resp:
+                        scrapes.append(await resp.text())
+        finally:
+            for gw in workers:
+                await gw.close()
+    total = 'strangler_requests_total{route="all",upstream="monolith",code="2xx"} 7'
+    count = 'strangler_request_seconds_count{route="all",upstream="monolith"} 7'
+    for text in scrapes:
+        assert total in text and count in text
+    assert [gw.metrics.requests[("all", "monolith", "2xx")] for gw in workers] == [1, 2, 4]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _connection(port: int):
+    """One keep-alive client connection: every request on it reaches the same worker."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _json(conn: http.client.HTTPConnection, path: str) -> dict:
+    conn.request("GET", path)
+    return json.loads(conn.getresponse().read())
 
 
 def _get(url: str) -> dict:
@@ -135,6 +187,31 @@ def test_strangler_proxy_workers_all_serve_a_change_made_through_one_of_them():
                 break
         assert set(seen) == set(pids)
         assert set(seen.values()) == {(2, 7.5)}
+        # 3 requests served by one worker and 5 by the other (each a 5xx the proxy made: nothing
+        # listens at the monolith's address); then a scrape through either counts all 8.
+        wanted = dict(zip(sorted(pids), (3, 5), strict=True))
+        served: set[int] = set()
+        while served != set(wanted):
+            with _connection(port) as conn:
+                pid = _json(conn, "/_strangler/healthz")["pid"]
+                if pid in served:
+                    continue
+                for _ in range(wanted[pid]):
+                    conn.request("GET", "/x")
+                    resp = conn.getresponse()
+                    assert resp.status in (502, 503) and resp.read()  # 503: breaker open
+                served.add(pid)
+        time.sleep(sharing.METRICS_SECONDS + 0.3)  # every worker has published its figures
+        scraped: dict[int, str] = {}
+        while len(scraped) < 2:
+            with _connection(port) as conn:
+                pid = _json(conn, "/_strangler/healthz")["pid"]
+                conn.request("GET", "/_strangler/metrics")
+                scraped[pid] = conn.getresponse().read().decode()
+        for text in scraped.values():
+            assert 'strangler_requests_total{route="default",upstream="proxy",code="5xx"} 8' in (
+                text
+            ), text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
