@@ -230,8 +230,8 @@ async def _registry(gateway: Gateway, request, method: str, rest: list[str]) -> 
 
 def _diffs(gateway: Gateway, request, rest: list[str]) -> web.Response:
     store = gateway.shadow.store
-    metrics, _ = gateway.metrics_view()  # rates over every worker; stored diffs are this one's
     if not rest:
+        metrics, _ = gateway.metrics_view()  # rates over every worker; stored diffs: this one's
         route = request.query.get("route")
         diffs = store.list(route)
         routes = sorted({r for r, _ in metrics.shadow})

@@ -277,14 +277,11 @@ class Gateway:
         for task in self._background:
             task.cancel()
         self.flush_log()
-        if self.shared_metrics is not None:
-            try:
-                self.shared_metrics.publish(self._metrics_snapshot())
-            except OSError:
-                log.exception("publishing this worker's last metrics failed")
         if self._server is not None:
             self._server.close()
         await self.shadow.drain(timeout=1.0)
+        if self.shared_metrics is not None:
+            self._publish_own_metrics()  # the last figures, shadow comparisons included
         for conn in list(self.connections):
             if conn.runner is not None:
                 conn.runner.cancel()
@@ -359,30 +356,48 @@ class Gateway:
 
     def metrics_view(self) -> tuple[Metrics, dict[str, str]]:
         """Return the metrics and breaker states to report: this worker's, or with --workers,
-        the sum over every worker (the others' as they published them, at most a second old)
-        and each instance's worst breaker state."""
+        the sum over every worker and each instance's worst breaker state.
+
+        This worker publishes its own figures first: a worker's file then never holds less than
+        any scrape already reported for it, so totals never drop from one scrape to the next,
+        whichever worker answers. A file that is malformed is skipped whole; breaker states
+        from a file not refreshed for 3 s (a worker that is gone) are ignored.
+        """
         breakers = self._breakers()
         if self.shared_metrics is None:
             return self.metrics, breakers
-        others = self.shared_metrics.others()
+        self._publish_own_metrics()
+        others = []
         rank = {"closed": 0, "half_open": 1, "open": 2}
-        for data in others:
+        for data, age in self.shared_metrics.others():
+            try:
+                others.append(Metrics.from_snapshot(data))
+            except ValueError as exc:
+                log.warning("skipping another worker's metrics: %s", exc)
+                continue
             theirs = data.get("breakers")
-            for url, state in theirs.items() if isinstance(theirs, dict) else ():
-                if state in rank and (
-                    url not in breakers or rank[state] > rank.get(breakers[url], 0)
+            if age > 3 * METRICS_SECONDS or not isinstance(theirs, dict):
+                continue
+            for url, state in theirs.items():
+                if (
+                    isinstance(state, str)
+                    and state in rank
+                    and (url not in breakers or rank[state] > rank.get(breakers[url], 0))
                 ):
                     breakers[url] = state
         return Metrics.merged(self.metrics, others), breakers
+
+    def _publish_own_metrics(self) -> None:
+        try:
+            self.shared_metrics.publish(self._metrics_snapshot())
+        except Exception:  # a full disk must not stop this worker serving or answering
+            log.exception("publishing this worker's metrics failed")
 
     async def _publish_metrics(self) -> None:
         """Every second: write this worker's metrics for the other workers' scrapes."""
         while True:
             await asyncio.sleep(METRICS_SECONDS)
-            try:
-                self.shared_metrics.publish(self._metrics_snapshot())
-            except OSError:  # a full disk must not stop this worker serving
-                log.exception("publishing this worker's metrics failed")
+            self._publish_own_metrics()
 
     async def _maintain(self) -> None:
         """Refresh registry instances every second and health-check instances when due."""

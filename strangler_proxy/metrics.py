@@ -16,6 +16,7 @@ scrape answer with the sum over every worker (strangler_proxy/sharing.py, ``Shar
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections import defaultdict
 
@@ -61,7 +62,8 @@ class Metrics:
         hist.classes[_CLASS_OF[status // 100] if 0 <= status < 1000 else 4] += 1
 
     # -- across worker processes
-    _COUNTERS = ("errors", "fallbacks", "retries", "rate_limited", "shadow")
+    _LABELS = {"errors": 3, "fallbacks": 2, "retries": 1, "rate_limited": 1, "shadow": 2}
+    _COUNTERS = tuple(_LABELS)
 
     def snapshot(self) -> dict:
         """Return every figure as JSON-ready data (what one worker publishes for the others)."""
@@ -78,45 +80,56 @@ class Metrics:
             ]
         return data
 
-    def add(self, data: dict) -> None:
-        """Add another worker's `snapshot()` to these figures (entries of the wrong shape are
-        skipped: a snapshot is read from a file another process writes)."""
-        for entry in data.get("latency") or ():
-            try:
+    @classmethod
+    def from_snapshot(cls, data: dict) -> Metrics:
+        """Return the figures of another worker's `snapshot()`; raise ValueError, naming what
+        is wrong, if any part of it is malformed (it is read from a file another process
+        writes, so it is taken whole or not at all)."""
+        out = cls()
+        if not isinstance(data, dict):
+            raise ValueError("a snapshot must be an object")
+        try:
+            for entry in _entries(data, "latency"):
                 route, upstream, counts, total, classes = entry
                 if len(counts) != len(BUCKETS) + 1 or len(classes) != len(_CLASSES):
-                    continue
-                counts, classes = [int(n) for n in counts], [int(n) for n in classes]
-                total = float(total)
-                key = (str(route), str(upstream))
-            except (TypeError, ValueError):
-                continue
-            hist = self.latency.get(key)
-            if hist is None:
-                hist = self.latency[key] = _Histogram()
-            hist.counts = [a + b for a, b in zip(hist.counts, counts, strict=True)]
-            hist.classes = [a + b for a, b in zip(hist.classes, classes, strict=True)]
-            hist.sum += total
+                    raise ValueError("latency: wrong number of buckets or status classes")
+                hist = out.latency.setdefault((str(route), str(upstream)), _Histogram())
+                hist.counts = [a + _count(n) for a, n in zip(hist.counts, counts, strict=True)]
+                hist.classes = [a + _count(n) for a, n in zip(hist.classes, classes, strict=True)]
+                hist.sum += float(total)
+                if not math.isfinite(hist.sum):
+                    raise ValueError("latency: the sum is not a finite number")
+            for family in cls._COUNTERS:
+                counter = getattr(out, family)
+                width = cls._LABELS[family]
+                for entry in _entries(data, family):
+                    if len(entry) != width + 1:
+                        raise ValueError(f"{family}: an entry of the wrong length")
+                    labels = tuple(str(label) for label in entry[:width])
+                    counter[labels[0] if width == 1 else labels] += _count(entry[-1])
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"malformed metrics snapshot: {exc}") from None
+        return out
+
+    def add(self, other: Metrics) -> None:
+        """Add `other`'s figures to these."""
+        for key, theirs in other.latency.items():
+            hist = self.latency.setdefault(key, _Histogram())
+            hist.counts = [a + b for a, b in zip(hist.counts, theirs.counts, strict=True)]
+            hist.classes = [a + b for a, b in zip(hist.classes, theirs.classes, strict=True)]
+            hist.sum += theirs.sum
         for family in self._COUNTERS:
             counter = getattr(self, family)
-            width = 1 if family in ("retries", "rate_limited") else 3 if family == "errors" else 2
-            for entry in data.get(family) or ():
-                if not isinstance(entry, list) or len(entry) != width + 1:
-                    continue
-                key = entry[0] if width == 1 else tuple(entry[:width])
-                try:
-                    value = int(entry[-1])
-                    counter[key] += value
-                except (TypeError, ValueError):
-                    continue
+            for key, value in getattr(other, family).items():
+                counter[key] += value
 
     @classmethod
-    def merged(cls, own: Metrics, others: list[dict]) -> Metrics:
-        """Return new figures: `own` plus every snapshot in `others`."""
+    def merged(cls, own: Metrics, others: list[Metrics]) -> Metrics:
+        """Return new figures: `own` plus each of `others`."""
         out = cls()
-        out.add(own.snapshot())
-        for data in others:
-            out.add(data)
+        out.add(own)
+        for other in others:
+            out.add(other)
         return out
 
     @property
@@ -202,3 +215,17 @@ class Metrics:
                 f"{int(state != 'closed')}"
             )
         return "\n".join(out) + "\n"
+
+
+def _entries(data: dict, family: str) -> list[list]:
+    entries = data.get(family, [])
+    if not isinstance(entries, list) or not all(isinstance(e, list) for e in entries):
+        raise ValueError(f"{family}: not a list of entries")
+    return entries
+
+
+def _count(value) -> int:
+    """A counter's value from JSON: a whole number of at least 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} is not a count")
+    return value

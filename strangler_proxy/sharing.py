@@ -13,8 +13,8 @@ Two writes that land on two workers within the same poll interval: the later one
 Metrics are shared beside the table too, one file per worker in ``<state>.metrics/``: each
 worker writes its figures there every second (and on close), and a scrape of
 ``/_strangler/metrics`` through any worker answers with its own live figures plus every other
-worker's latest file, so counters never jump back when the kernel hands the scrape to another
-worker.
+worker's latest file. The answering worker writes its own file first, so a total never drops
+from one scrape to the next, whichever worker the kernel hands the scrape to.
 
 Token revocations (a logout through one worker) are shared beside the table, in
 ``<state>.revoked``: a small file every worker maps into memory, holding a generation counter and
@@ -31,6 +31,7 @@ import fcntl
 import json
 import mmap
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -111,28 +112,31 @@ class SharedMetrics:
 
     def __init__(self, path: str):
         self.directory = Path(path + ".metrics")
-        self.directory.mkdir(parents=True, exist_ok=True)
         # One file per worker (the pid, and a token for gateways sharing a process in tests).
         self.mine = self.directory / f"{os.getpid()}-{os.urandom(4).hex()}.json"
 
     def publish(self, snapshot: dict[str, Any]) -> None:
         """Write this worker's figures (aside, then renamed: a reader never sees half a file)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
         aside = self.mine.with_suffix(".tmp")
         aside.write_text(json.dumps(snapshot), encoding="utf-8")
         os.replace(aside, self.mine)
 
-    def others(self) -> list[dict[str, Any]]:
-        """Return the latest figures every other worker published (unreadable files skipped)."""
+    def others(self) -> list[tuple[dict[str, Any], float]]:
+        """Return the latest figures every other worker published, each with its age in seconds
+        (unreadable files skipped)."""
         found = []
+        now = time.time()
         for path in sorted(self.directory.glob("*.json")):
             if path == self.mine:
                 continue
             try:
+                age = now - path.stat().st_mtime
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
             if isinstance(data, dict):
-                found.append(data)
+                found.append((data, age))
         return found
 
 

@@ -16,7 +16,6 @@ import urllib.request
 
 import aiohttp
 
-from strangler_proxy import sharing
 from strangler_proxy.config import ProxyConfig
 from strangler_proxy.discovery import MemoryRegistry
 from strangler_proxy.gateway import Gateway
@@ -102,22 +101,34 @@ async def test_a_metrics_scrape_through_any_worker_counts_every_workers_requests
             workers.append(gw)
         try:
             async with aiohttp.ClientSession() as client:
-                for count, base in zip((1, 2, 4), bases, strict=True):
+
+                async def send(base: str, count: int) -> None:
                     for _ in range(count):
                         async with client.get(base + "/x") as resp:
                             assert resp.status == 200
-                await asyncio.sleep(sharing.METRICS_SECONDS + 0.3)  # every worker published
-                scrapes = []
-                for base in bases:
+
+                async def total(base: str) -> int:
                     async with client.get(base + "/_strangler/metrics") as resp:
-                        scrapes.append(await resp.text())
+                        text = await resp.text()
+                    line = 'strangler_requests_total{route="all",upstream="monolith",code="2xx"} '
+                    found = [int(x.removeprefix(line)) for x in text.splitlines() if line in x]
+                    return found[0] if found else 0
+
+                await send(bases[0], 1)
+                await send(bases[1], 2)
+                # Worker 2 counts 4 that nobody else has seen yet: a scrape through it reports
+                # them (its own live figures), and no later scrape elsewhere reports fewer.
+                await send(bases[2], 4)
+                seen = [await total(bases[2])]
+                seen += [await total(base) for base in bases]
+                assert seen[0] >= 4 and seen == sorted(seen)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and {await total(b) for b in bases} != {7}:
+                    await asyncio.sleep(0.1)
+                assert [await total(b) for b in bases] == [7, 7, 7]
         finally:
             for gw in workers:
                 await gw.close()
-    total = 'strangler_requests_total{route="all",upstream="monolith",code="2xx"} 7'
-    count = 'strangler_request_seconds_count{route="all",upstream="monolith"} 7'
-    for text in scrapes:
-        assert total in text and count in text
     assert [gw.metrics.requests[("all", "monolith", "2xx")] for gw in workers] == [1, 2, 4]
 
 
@@ -191,7 +202,8 @@ def test_strangler_proxy_workers_all_serve_a_change_made_through_one_of_them():
         # listens at the monolith's address); then a scrape through either counts all 8.
         wanted = dict(zip(sorted(pids), (3, 5), strict=True))
         served: set[int] = set()
-        while served != set(wanted):
+        deadline = time.monotonic() + 15
+        while served != set(wanted) and time.monotonic() < deadline:
             with _connection(port) as conn:
                 pid = _json(conn, "/_strangler/healthz")["pid"]
                 if pid in served:
@@ -201,17 +213,23 @@ def test_strangler_proxy_workers_all_serve_a_change_made_through_one_of_them():
                     resp = conn.getresponse()
                     assert resp.status in (502, 503) and resp.read()  # 503: breaker open
                 served.add(pid)
-        time.sleep(sharing.METRICS_SECONDS + 0.3)  # every worker has published its figures
+        assert served == set(wanted)
+        # Every scrape, through either worker, counts all 8 once both have published (each
+        # does every second; the one answering a scrape publishes first).
+        total = 'strangler_requests_total{route="default",upstream="proxy",code="5xx"} 8'
         scraped: dict[int, str] = {}
-        while len(scraped) < 2:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (
+            len(scraped) == 2 and all(total in text for text in scraped.values())
+        ):
             with _connection(port) as conn:
                 pid = _json(conn, "/_strangler/healthz")["pid"]
                 conn.request("GET", "/_strangler/metrics")
                 scraped[pid] = conn.getresponse().read().decode()
+            time.sleep(0.05)
+        assert set(scraped) == set(pids)
         for text in scraped.values():
-            assert 'strangler_requests_total{route="default",upstream="proxy",code="5xx"} 8' in (
-                text
-            ), text
+            assert total in text, text
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
