@@ -40,6 +40,17 @@ async def served_by(base: str, path: str) -> str:
         return resp.headers["X-Strangler-Upstream"]
 
 
+async def start_workers(config: ProxyConfig, table, count: int) -> tuple[list[Gateway], list[str]]:
+    """Start `count` gateways in this process sharing `config`'s state file, as workers do."""
+    workers, bases = [], []
+    for _ in range(count):
+        gw = Gateway(config=config, table=table, registry=MemoryRegistry(),
+                     limiter=MemoryBuckets())  # fmt: skip
+        bases.append(f"http://127.0.0.1:{await gw.start(host='127.0.0.1', port=0)}")
+        workers.append(gw)
+    return workers, bases
+
+
 @aio
 async def test_a_route_switched_on_one_worker_is_switched_on_the_others(tmp_path):
     async with upstream(name="mono") as mono, upstream(name="cand") as cand:
@@ -56,12 +67,7 @@ async def test_a_route_switched_on_one_worker_is_switched_on_the_others(tmp_path
         config = ProxyConfig(
             monolith_url=mono.url, access_log=False, shared_state=str(tmp_path / "routes.json")
         )
-        workers, bases = [], []
-        for _ in range(3):
-            gw = Gateway(config=config, table=table, registry=MemoryRegistry(),
-                         limiter=MemoryBuckets())  # fmt: skip
-            bases.append(f"http://127.0.0.1:{await gw.start(host='127.0.0.1', port=0)}")
-            workers.append(gw)
+        workers, bases = await start_workers(config, table, 3)
         try:
             assert {await served_by(b, "/api/orders/") for b in bases} == {"monolith"}
             assert await patch(bases[1], "orders", {"mode": "extracted"}) == 200
@@ -93,12 +99,7 @@ async def test_a_metrics_scrape_through_any_worker_counts_every_workers_requests
         config = ProxyConfig(
             monolith_url=mono.url, access_log=False, shared_state=str(tmp_path / "routes.json")
         )
-        workers, bases = [], []
-        for _ in range(3):
-            gw = Gateway(config=config, table=table, registry=MemoryRegistry(),
-                         limiter=MemoryBuckets())  # fmt: skip
-            bases.append(f"http://127.0.0.1:{await gw.start(host='127.0.0.1', port=0)}")
-            workers.append(gw)
+        workers, bases = await start_workers(config, table, 3)
         try:
             async with aiohttp.ClientSession() as client:
 
