@@ -51,7 +51,7 @@ from .headers import FALLBACK, HOP_BY_HOP, REQUEST_ID, UPSTREAM
 from .identity import HEADER as IDENTITY_HEADER
 from .identity import identity_sign
 from .metrics import Metrics
-from .paths import PathRefused, path_for_routing, split_target
+from .paths import PathRefused, path_for_routing
 from .ratelimit import MemoryBuckets, RedisBuckets, retry_after
 from .recording import BodyCapture, Recorder
 from .revocation import RedisRevocations
@@ -92,7 +92,7 @@ class RetryBudget:
         self.cap = floor * 10
 
     def deposit(self) -> None:
-        tokens = self.tokens + self.ratio  # Gateway.fast_serve has a copy of this line
+        tokens = self.tokens + self.ratio
         self.tokens = tokens if tokens < self.cap else self.cap
 
     def withdraw(self) -> bool:
@@ -482,7 +482,7 @@ class Gateway:
     async def serve(self, conn: HttpConnection, req: Request) -> None:
         """Serve one client request on `conn` (the server calls it in request order)."""
         started = time.perf_counter()
-        raw_path, _ = split_target(req.target)
+        raw_path = req.path
         if raw_path.startswith("/_strangler"):
             if req.body is not None and req.expect_continue:
                 conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -547,29 +547,24 @@ class Gateway:
 
     def _forward(self, req: Request, table: RouteTable, target: str, rid: str, identity) -> Forward:
         """Return the headers `req` carries to `target`: the client's, less hop-by-hop, and ours."""
-        lines = req.forward_lines()
-        host = req.host
-        preserve = table.services[target].preserve_host
+        preserve = req.host is not None and table.services[target].preserve_host
         tail = [
-            b"X-Forwarded-For: " + (req.xff + b", " if req.xff else b"")
-            + req.remote.encode() + b"\r\n",
-            b"X-Forwarded-Proto: http\r\n",
-        ]  # fmt: skip
-        if host is not None:
-            tail.append(b"X-Forwarded-Host: " + host + b"\r\n")
-            if preserve:
-                tail.append(b"Host: " + host + b"\r\n")
-        tail.append(b"X-Request-ID: " + rid.encode() + b"\r\n")
-        if identity is not None and self.config.identity_secret:
-            signed = identity_sign(
-                identity=identity, secret=self.config.identity_secret, ttl=self.config.identity_ttl
-            )
-            tail.append(IDENTITY_HEADER.encode() + b": " + signed.encode("latin-1") + b"\r\n")
-        return Forward(lines, tail, preserve and host is not None)
+            _proxy_lines(req, req.remote.encode(), preserve, rid.encode()),
+            self._identity_line(identity),
+        ]
+        return Forward(req.forward_lines(), tail, preserve)
+
+    def _identity_line(self, identity) -> bytes:
+        """Return the signed identity header line for `identity`, or b"" if there is none."""
+        if identity is None or not self.config.identity_secret:
+            return b""
+        signed = identity_sign(
+            identity=identity, secret=self.config.identity_secret, ttl=self.config.identity_ttl
+        )
+        return IDENTITY_HEADER.encode() + b": " + signed.encode("latin-1") + b"\r\n"
 
     def _new_request_id(self) -> str:
         # A per-process random prefix and a counter: unique without a system call per request.
-        # (Gateway.fast_serve has a copy of this line.)
         return f"{self._rid_prefix}{next(self._rid_counter):016x}"
 
     # ----------------------------------------------------------------- the fast path
@@ -631,7 +626,7 @@ class Gateway:
             if not _REQUEST_ID_OK.match(rid):
                 rid = None
         if rid is None:
-            rid = f"{self._rid_prefix}{next(self._rid_counter):016x}"  # _new_request_id
+            rid = self._new_request_id()
         up = self.fast.take_idle(instance.url)
         if up is None:
             # No idle connection yet: the general path connects, to the instance chosen here.
@@ -641,36 +636,21 @@ class Gateway:
             ))  # fmt: skip
             return True
         rid_b = rid.encode()
-        if identity is None or not self.config.identity_secret:
-            # The same bytes as _forward's block, joined in one go (this is most requests).
-            host = req.host
-            xff = req.xff
-            preserve = host is not None and table.services[target].preserve_host
-            head = b"".join(
-                (method.encode(), b" ", req.raw_target, b" HTTP/1.1\r\n",
-                 b"" if preserve else instance.host_line, *req.forward_lines(),
-                 b"X-Forwarded-For: ", xff + b", " if xff else b"", conn.remote_b,
-                 b"\r\nX-Forwarded-Proto: http\r\n",
-                 b"" if host is None else b"X-Forwarded-Host: " + host + b"\r\n",
-                 b"Host: " + host + b"\r\n" if preserve else b"",
-                 b"X-Request-ID: ", rid_b, b"\r\n\r\n")
-            )  # fmt: skip
-            headers = None  # built from the request again if the general path takes over
-        else:
-            headers = self._forward(req, table, target, rid, identity)
-            head = b"".join(
-                (method.encode(), b" ", req.raw_target, b" HTTP/1.1\r\n",
-                 b"" if headers.preserve_host else instance.host_line, headers.block(), b"\r\n")
-            )  # fmt: skip
+        # The bytes of _forward's block, joined in one go without a Forward (the general path
+        # builds one from the request if it takes over).
+        preserve = req.host is not None and table.services[target].preserve_host
+        head = b"".join(
+            (method.encode(), b" ", req.raw_target, b" HTTP/1.1\r\n",
+             b"" if preserve else instance.host_line, *req.forward_lines(),
+             _proxy_lines(req, conn.remote_b, preserve, rid_b), self._identity_line(identity),
+             b"\r\n")
+        )  # fmt: skip
         instance.outstanding += 1
-        budget = self.retry_budget  # RetryBudget.deposit, inlined
-        tokens = budget.tokens + budget.ratio
-        budget.tokens = tokens if tokens < budget.cap else budget.cap
+        self.retry_budget.deposit()
         self.fast_served += 1
         exchange = _Exchange(
-            self, conn, req, route, target, table, identity, headers, rid, rid_b, started,
-            instance, up,
-        )  # fmt: skip
+            self, conn, req, route, target, table, identity, rid, rid_b, started, instance, up
+        )
         conn.exchange = exchange
         up.listener = exchange
         self.exchanges.add(exchange)
@@ -699,7 +679,7 @@ class Gateway:
                     and path != self.config.aggregate_path
                 ):
                     decided = route
-        if not table.matches_headers and len(raw_path) <= 256 and table is self._decided_for:
+        if not table.matches_headers and len(raw_path) <= 256:
             cache = self._decided
             if len(cache) >= 4096:
                 cache.clear()
@@ -899,7 +879,7 @@ class Gateway:
             req.method == self._logout_method
             and 200 <= status < 300
             and req.authorization is not None
-            and split_target(req.target)[0] == self._logout_path
+            and req.path == self._logout_path
         ):
             # Before the client has its answer: its next request, on any instance, is refused.
             await self.auth_revoke(req.authorization)
@@ -1080,6 +1060,19 @@ def _upstream_line(target: str) -> bytes:
     return line
 
 
+def _proxy_lines(req: Request, remote_b: bytes, preserve: bool, rid_b: bytes) -> bytes:
+    """Return the header lines the proxy adds to a forwarded request: X-Forwarded-For, -Proto
+    and -Host, the client's Host when the service keeps it (`preserve`), X-Request-ID."""
+    host, xff = req.host, req.xff
+    return b"".join(
+        (b"X-Forwarded-For: ", xff + b", " if xff else b"", remote_b,
+         b"\r\nX-Forwarded-Proto: http\r\n",
+         b"" if host is None else b"X-Forwarded-Host: " + host + b"\r\n",
+         b"Host: " + host + b"\r\n" if preserve else b"",
+         b"X-Request-ID: ", rid_b, b"\r\n")
+    )  # fmt: skip
+
+
 class Forward:
     """The headers a request carries upstream: the client's kept lines plus the proxy's own.
 
@@ -1100,9 +1093,10 @@ class Forward:
 
     def copy(self) -> CIMultiDict:
         out = CIMultiDict()
-        for line in (*self.lines, *self.tail):
-            name, _, value = line.decode("latin-1").partition(":")
-            out.add(name, value.strip())
+        for line in self.block().split(b"\r\n"):
+            if line:
+                name, _, value = line.decode("latin-1").partition(":")
+                out.add(name, value.strip())
         return out
 
     def items(self):
@@ -1113,17 +1107,17 @@ class _Exchange:
     """One request on the fast path, driven by the upstream connection's parser callbacks."""
 
     __slots__ = (
-        "conn", "gateway", "headers", "identity", "instance", "req", "rid", "rid_b", "route",
-        "started", "table", "target", "up",
+        "conn", "gateway", "identity", "instance", "req", "rid", "rid_b", "route", "started",
+        "table", "target", "up",
     )  # fmt: skip
 
     def __init__(
         self, gateway: Gateway, conn: HttpConnection, req: Request, route: Route, target: str,
-        table: RouteTable, identity, headers: Forward | None, rid: str, rid_b: bytes,
-        started: float, instance: Instance, up,
+        table: RouteTable, identity, rid: str, rid_b: bytes, started: float, instance: Instance,
+        up,
     ):  # fmt: skip
         self.gateway, self.conn, self.req, self.route = gateway, conn, req, route
-        self.target, self.table, self.identity, self.headers = target, table, identity, headers
+        self.target, self.table, self.identity = target, table, identity
         self.rid, self.rid_b, self.started = rid, rid_b, started
         self.instance, self.up = instance, up
 
@@ -1180,9 +1174,7 @@ class _Exchange:
         self.up.listener = None
         gateway.exchanges.discard(self)
         self.conn.exchange = None
-        headers = self.headers
-        if headers is None:
-            headers = gateway._forward(self.req, self.table, self.target, self.rid, self.identity)
+        headers = gateway._forward(self.req, self.table, self.target, self.rid, self.identity)
         self.conn.run_handed_over(
             self.req,
             gateway.proxy_handed_over(

@@ -20,14 +20,6 @@ class PathRefused(ValueError):
     """The request path is ambiguous or tries to leave the route table."""
 
 
-def split_target(target: str) -> tuple[str, str]:
-    """Split a request target into (path, query) without decoding; query keeps its '?'."""
-    cut = target.find("?")
-    if cut < 0:
-        return target, ""
-    return target[:cut], target[cut:]
-
-
 def path_for_routing(raw_path: str) -> str:
     """Return the decoded path to match routes on, or raise PathRefused saying why."""
     if not raw_path.startswith("/"):
