@@ -155,6 +155,8 @@ DEFAULT_FROM_EMAIL = env_str("STRANGLER_FROM_EMAIL", "shop@strangler.example")
 BROKER_URL = broker_url()
 BROKER_TRANSPORT_OPTIONS = broker_transport_options(BROKER_URL)
 REDIS_URL = env_str("REDIS_URL", "")
+# Where proxies hear that a user's tokens were revoked (service_kit.revocations).
+STRANGLER_AUTH_REVOKE_CHANNEL = env_str("STRANGLER_AUTH_REVOKE_CHANNEL", "strangler:auth:revoked")
 OUTBOX_RELAY_POLL_S = relay_poll_seconds(DATABASES["default"])
 CELERY_BROKER_URL = BROKER_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = BROKER_TRANSPORT_OPTIONS

@@ -125,6 +125,8 @@ OUTBOX_CLEANUP_EXTRA = ["extracted.payments.services.purge_expired_idempotency_r
 BROKER_URL = broker_url()
 BROKER_TRANSPORT_OPTIONS = broker_transport_options(BROKER_URL)
 REDIS_URL = env_str("REDIS_URL", "")
+# Where proxies hear that a user's tokens were revoked (service_kit.revocations).
+STRANGLER_AUTH_REVOKE_CHANNEL = env_str("STRANGLER_AUTH_REVOKE_CHANNEL", "strangler:auth:revoked")
 OUTBOX_RELAY_POLL_S = relay_poll_seconds(DATABASES["default"])
 
 # ---------------------------------------------------------------- logging
