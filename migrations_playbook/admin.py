@@ -2,15 +2,24 @@
 
 Every call raises `ProxyError` with a sentence saying what failed, where, and the proxy's own
 `detail` when it answered; nothing here retries (the engine decides what to do next).
+
+Every call carries the admin token: STRANGLER_ADMIN_TOKEN, else the file ``admin-token`` in the
+var dir (``--var-dir``, else ``$STRANGLER_VAR_DIR``, else ``./var``), where `strangler up` and
+`strangler proxy` made it. ``X-Strangler-Actor: playbook:$USER`` says who is at the keyboard;
+the proxy records it as a claim beside the token's holder.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import requests
+
+from service_kit.var_secrets import SecretFileError, secret_find
 
 DEFAULT_PROXY_URL = "http://127.0.0.1:8000"
 
@@ -28,14 +37,31 @@ class ProxyError(RuntimeError):
 class ProxyAdmin:
     """Talk to one proxy's admin API."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, timeout: float = 10.0):
+    def __init__(
+        self, base_url: str, *, token: str | None = None, timeout: float = 10.0,
+        environ: Mapping[str, str] | None = None, var_dir: Path | None = None,
+    ):  # fmt: skip
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers["X-Strangler-Actor"] = f"playbook:{_user()}"
-        token = token if token is not None else os.environ.get("STRANGLER_ADMIN_TOKEN")
+        self.token_problem = ""
+        if token is None:
+            try:
+                token = secret_find(
+                    variable="STRANGLER_ADMIN_TOKEN", name="admin-token", environ=environ,
+                    var_dir=var_dir,
+                )  # fmt: skip
+            except SecretFileError as exc:
+                self.token_problem = f" ({exc})"
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
+        else:
+            where = var_dir or (environ or os.environ).get("STRANGLER_VAR_DIR") or "./var"
+            self.token_problem = self.token_problem or (
+                f" (no admin token: set STRANGLER_ADMIN_TOKEN, or run where {where}/admin-token "
+                "exists)"
+            )
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.base_url}/_strangler/{path}"
@@ -53,6 +79,8 @@ class ProxyAdmin:
             except ValueError:
                 detail, fields = response.text[:300], None
             extra = f" {fields}" if fields else ""
+            if response.status_code == 401:
+                extra += self.token_problem
             raise ProxyError(f"{method} {url} answered {response.status_code}: {detail}{extra}")
         return response.json()
 

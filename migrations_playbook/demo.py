@@ -324,8 +324,12 @@ class Demo:
     # -------------------------------------------------------------- helpers
 
     def context(self) -> GateContext:
-        return GateContext(step=self.step, proxy=ProxyAdmin(self.proxy_url), environ=self.env,
+        return GateContext(step=self.step, proxy=self.admin(), environ=self.env,
                            var_dir=self.var_dir, say=lambda line: None)  # fmt: skip
+
+    def admin(self) -> ProxyAdmin:
+        """Return a client of the proxy's admin API, with the token the stack made in var."""
+        return ProxyAdmin(self.proxy_url, environ=self.env, var_dir=self.var_dir)
 
     def check_alive(self) -> None:
         death = self.stack.death() if self.stack else None
@@ -407,7 +411,7 @@ class Demo:
 
     def wait_compared(self, at_least: int) -> None:
         """In shadow: let reads flow until the proxy has compared `at_least` of them."""
-        admin, started, shown = ProxyAdmin(self.proxy_url), time.monotonic(), -1
+        admin, started, shown = self.admin(), time.monotonic(), -1
         while time.monotonic() - started < 60:
             self.check_alive()
             figures = admin.diffs(ROUTE)

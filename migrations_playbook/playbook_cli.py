@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         modes = ", ".join(f"{r['name']}={r['mode']}" for r in table["routes"])
         print(f"route table for step {args.step} written to {args.output}: {modes}")
         return 0
-    proxy = ProxyAdmin(args.proxy or default_proxy_url(environ))
+    proxy = ProxyAdmin(args.proxy or default_proxy_url(environ), environ=environ, var_dir=var_dir)
     engine = Engine(steps=steps, proxy=proxy, var_dir=var_dir, environ=environ, say=_say)
     try:
         if args.command == "status":

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run `strangler routes ...`; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    proxy = ProxyAdmin(args.proxy or default_proxy_url(dict(os.environ)))
+    proxy = ProxyAdmin(args.proxy or default_proxy_url(dict(os.environ)))  # token: env or var dir
     try:
         if args.action is None:
             if args.args:

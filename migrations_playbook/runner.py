@@ -10,6 +10,13 @@ Configuration: unset DATABASE_URL / BROKER_URL / REDIS_URL mean the embedded def
 service and kombu's filesystem broker under --var-dir, passed to children as STRANGLER_VAR_DIR);
 set, they are passed through unchanged (PostgreSQL, RabbitMQ, Redis). Exit status: 0 after a
 requested stop, 1 when a child died, failed or never became ready, 2 for bad arguments.
+
+Secrets: each of STRANGLER_ADMIN_TOKEN, STRANGLER_IDENTITY_SECRET and STRANGLER_SECRET_KEY that is
+unset is made up once per var dir (``admin-token``, ``identity-secret``, ``secret-key``, mode
+0600: service_kit/var_secrets.py). The identity secret and the Django key are given to every
+child (one Django key serves every half: the payments idempotency fingerprints are keyed with
+it on both sides); the admin token is not put in any environment: the proxy and the CLI read
+the file.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -43,6 +49,7 @@ from migrations_playbook.supervisor import (
     describe_signal,
     stop_children,
 )
+from service_kit.var_secrets import SecretFileError, var_secret
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNNER_NAME = "strangler"
@@ -417,11 +424,28 @@ def identity_secret(var_dir: Path) -> str:
     The proxy and every extracted service must share it; an operator who sets
     STRANGLER_IDENTITY_SECRET decides it, otherwise the stack makes one up once.
     """
-    path = var_dir / "identity-secret"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return var_secret(var_dir=var_dir, name="identity-secret")
+
+
+#: (variable, file in the var dir, random bytes) of the secrets every child gets.
+SECRETS = (
+    ("STRANGLER_IDENTITY_SECRET", "identity-secret", 32),
+    ("STRANGLER_SECRET_KEY", "secret-key", 48),
+)
+
+
+def stack_secrets(var_dir: Path, environ: dict[str, str]) -> dict[str, str]:
+    """Return the secrets the children get: the operator's, else the var dir's (made once).
+
+    The admin token is made here too when unset (so the CLI finds it before the proxy is up),
+    but stays in its file: no child but the proxy needs it, and the proxy reads it there.
+    """
+    if not environ.get("STRANGLER_ADMIN_TOKEN"):
+        var_secret(var_dir=var_dir, name="admin-token")
+    return {
+        variable: environ.get(variable) or var_secret(var_dir=var_dir, name=name, nbytes=size)
+        for variable, name, size in SECRETS
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -445,7 +469,17 @@ def main(argv: list[str] | None = None) -> int:
         log.line(RUNNER_NAME, note)
     log.line(RUNNER_NAME, f"step {args.step}; {describe_backends(environ, var_dir)}")
     env = environ | {"STRANGLER_VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1"}
-    env.setdefault("STRANGLER_IDENTITY_SECRET", identity_secret(var_dir))
+    try:
+        env |= stack_secrets(var_dir, environ)
+    except SecretFileError as exc:
+        print(f"strangler up: {exc}", file=sys.stderr)
+        return 2
+    where = (
+        "STRANGLER_ADMIN_TOKEN"
+        if environ.get("STRANGLER_ADMIN_TOKEN")
+        else str(var_dir / "admin-token")
+    )
+    log.line(RUNNER_NAME, f"the proxy's admin API takes the token in {where}")
     stack = Stack(
         specs=specs,
         context=context,

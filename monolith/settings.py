@@ -19,13 +19,18 @@ from service_kit.env import (
     relay_poll_seconds,
     var_dir,
 )
+from service_kit.var_secrets import var_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = var_dir()
 STRANGLER_SERVICE_NAME = "monolith"
 
 # ---------------------------------------------------------------- core
-SECRET_KEY = env_str("STRANGLER_SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production")
+# Unset: one key made up per var dir and shared by every half (service_kit/var_secrets.py);
+# it also keys the payments idempotency fingerprints, which both halves compute alike.
+SECRET_KEY = env_str("STRANGLER_SECRET_KEY", "") or var_secret(
+    var_dir=VAR_DIR, name="secret-key", nbytes=48
+)
 DEBUG = env_bool("STRANGLER_DEBUG", False)
 ALLOWED_HOSTS = env_str("STRANGLER_ALLOWED_HOSTS", "*").split(",")
 # Behind strangler_proxy, links (pagination `next`/`previous`) must name the proxy's host, not

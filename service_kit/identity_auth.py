@@ -1,12 +1,14 @@
 """Authenticate a request by the identity the proxy signed, for services that own no user table.
 
 Clients reach an extracted service through `strangler_proxy`: the proxy resolves the client's
-`Authorization: Bearer <token>` and forwards `X-Strangler-Identity: <payload>.<signature>`
-(HMAC-SHA256 with `STRANGLER_IDENTITY_SECRET`, valid for `STRANGLER_IDENTITY_TTL` seconds). This
-class trusts that header and nothing else:
+`Authorization: Bearer <token>` and forwards `X-Strangler-Identity`, a JWT signed with
+`STRANGLER_IDENTITY_SECRET` for this service (`STRANGLER_IDENTITY_AUDIENCE`, default its
+`STRANGLER_SERVICE_NAME`), this method and this path, for at most 30 s (service_kit/identity.py).
+This class trusts that header and nothing else:
 
-* a valid, fresh signature                 -> the request's user is an `IdentityUser`
-* a forged, malformed or expired header    -> 401 authentication_failed, naming why
+* a valid, fresh signature for this request -> the request's user is an `IdentityUser`
+* a forged, malformed or expired header, or one signed for another service, method or path
+                                            -> 401 authentication_failed, naming why
 * no header, but an Authorization header   -> 401 authentication_failed "Invalid token." (the proxy
                                               vouched for no one: the token is unknown, exactly
                                               what the monolith answers for a bad token)
@@ -19,13 +21,26 @@ The 401 carries `WWW-Authenticate: Bearer`, as the monolith's token authenticati
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from strangler_proxy.identity import HEADER, IdentityError, identity_verify
+from .identity import HEADER, IdentityError, IdentityKeys, identity_keys_parse, identity_verify
+
+
+@lru_cache(maxsize=8)
+def _keys(raw: str) -> IdentityKeys:
+    return identity_keys_parse(raw)
+
+
+def identity_audience() -> str:
+    """Return the name this service answers to in a signed identity's audience."""
+    return getattr(settings, "STRANGLER_IDENTITY_AUDIENCE", "") or getattr(
+        settings, "STRANGLER_SERVICE_NAME", ""
+    )
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,10 @@ class SignedIdentityAuthentication(BaseAuthentication):
                 f"This service has no STRANGLER_IDENTITY_SECRET, so it cannot check {HEADER}."
             )
         try:
-            identity = identity_verify(header=header, secret=secret)
+            identity = identity_verify(
+                header=header, keys=_keys(secret), audience=identity_audience(),
+                method=request.method, path=request.path,
+            )  # fmt: skip
         except IdentityError as exc:
             raise AuthenticationFailed(f"{exc}.") from exc
         try:

@@ -2,7 +2,7 @@
 
 | method and path | what |
 |---|---|
-| GET  /_strangler/ | the dashboard page |
+| GET  /_strangler/ | the dashboard page (a shell without data: it asks for the token) |
 | GET  /_strangler/healthz | the proxy is alive |
 | GET  /_strangler/routes | the route table in force (with its version) |
 | PUT  /_strangler/routes | replace the whole table (JSON body shaped like the file) |
@@ -23,13 +23,19 @@
 The request is the front server's (``server.Request``), which offers the parts of aiohttp's
 request read here: ``method``, ``path``, ``headers``, ``query``, ``remote``, ``read()``.
 
-Writes require ``Authorization: Bearer $STRANGLER_ADMIN_TOKEN`` when that is set; the change log
-records ``X-Strangler-Actor`` (or the client address) as who.
+Every endpoint but ``healthz`` and the dashboard's shell needs ``Authorization: Bearer <token>``,
+reads included (diffs and recordings hold user data): the default token is
+``STRANGLER_ADMIN_TOKEN``, else ``$STRANGLER_VAR_DIR/admin-token`` (made up by the proxy or the
+runner), and more named tokens may sit in ``$STRANGLER_VAR_DIR/admin-tokens/<holder>``. A proxy
+with no token answers every such call 401 (closed, never open). Tokens are compared in constant
+time. Writes (anything but GET and HEAD) take ``Content-Type: application/json`` only (415
+otherwise), so a cross-site form or ``text/plain`` POST is refused even before its token is
+missing. The change log records the token's holder as ``who``; an ``X-Strangler-Actor`` header
+is kept as ``claimed_actor``, never trusted.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 from importlib import resources
@@ -77,23 +83,50 @@ class _Refused(Exception):
         self.response = response
 
 
-def _actor(request: web.BaseRequest) -> str:
-    return request.headers.get("X-Strangler-Actor") or f"admin@{request.remote}"
+#: What answers without a token: the liveness probe, and the dashboard's shell (no data in it).
+_OPEN = {("GET", ""), ("HEAD", ""), ("GET", "healthz"), ("HEAD", "healthz")}
 
 
-def _check_write(gateway: Gateway, request: web.BaseRequest) -> None:
-    token = gateway.config.admin_token
-    if not token:
-        return
-    given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-        raise _Refused(
-            _error(
-                401,
-                "not_authenticated",
-                "Admin writes need 'Authorization: Bearer <STRANGLER_ADMIN_TOKEN>'.",
-            )
+class _Actor:
+    """Who makes an admin write: the token's holder, what the client claims, its address."""
+
+    def __init__(self, holder: str, request):
+        self.holder = holder
+        claimed = request.headers.get("X-Strangler-Actor")
+        self.claimed = claimed[:200] if claimed else None
+        self.client = request.remote
+
+    def fields(self) -> dict:
+        return {"actor": self.holder, "claimed_actor": self.claimed, "client": self.client}
+
+
+def _authorize(gateway: Gateway, request, method: str, parts: list[str]) -> str | None:
+    """Return the holder of the request's admin token (None for an open endpoint), or refuse."""
+    if (method, "/".join(parts)) in _OPEN:
+        return None
+    holder = gateway.admin_holder(request.authorization)
+    if holder is None:
+        detail = (
+            "The admin API needs 'Authorization: Bearer <token>': STRANGLER_ADMIN_TOKEN, else "
+            "the file admin-token in the proxy's STRANGLER_VAR_DIR."
+            if gateway.admin_tokens
+            else "This proxy has no admin token configured: every admin call is refused."
         )
+        response = _error(401, "not_authenticated", detail)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="strangler"'
+        raise _Refused(response)
+    if method not in {"GET", "HEAD"}:
+        kind = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        if kind != "application/json":
+            raise _Refused(
+                _error(
+                    415,
+                    "unsupported_media_type",
+                    f"Admin writes take Content-Type: application/json, got {kind or 'none'!r}.",
+                    {"Content-Type": "must be application/json"},
+                )
+            )
+    return holder
 
 
 async def handle(gateway: Gateway, request: web.BaseRequest, path: str) -> web.StreamResponse:
@@ -101,16 +134,17 @@ async def handle(gateway: Gateway, request: web.BaseRequest, path: str) -> web.S
     parts = [p for p in path[len(PREFIX) :].split("/") if p]
     method = request.method
     try:
+        holder = _authorize(gateway, request, method, parts)
+        actor = _Actor(holder, request) if holder is not None else None
         if method not in {"GET", "HEAD"}:
-            _check_write(gateway, request)
             gateway.table_sync()  # other workers' changes first: this one builds on them
-        return await _dispatch(gateway, request, method, parts)
+        return await _dispatch(gateway, request, method, parts, actor)
     except _Refused as refused:
         return refused.response
 
 
 async def _dispatch(
-    gateway: Gateway, request: web.BaseRequest, method: str, parts: list[str]
+    gateway: Gateway, request: web.BaseRequest, method: str, parts: list[str], actor: _Actor | None
 ) -> web.StreamResponse:
     head = parts[0] if parts else ""
     if not parts and method == "GET":
@@ -130,10 +164,10 @@ async def _dispatch(
         resp.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
         return resp
     if head == "routes":
-        return await _routes(gateway, request, method, parts[1:])
+        return await _routes(gateway, request, method, parts[1:], actor)
     if head == "reload" and method == "POST":
         try:
-            gateway.table_reload(actor=_actor(request))
+            gateway.table_reload(**actor.fields())
         except RouteTableError as exc:
             return _error(400, "invalid_route_table", str(exc), {"routes": exc.problems})
         return _json(gateway.table.as_dict())
@@ -150,7 +184,7 @@ async def _dispatch(
     return _error(404, "not_found", f"No admin endpoint {method} {request.path}.")
 
 
-async def _routes(gateway: Gateway, request, method: str, rest: list[str]) -> web.Response:
+async def _routes(gateway: Gateway, request, method: str, rest: list[str], actor: _Actor):
     table = gateway.table
     if not rest:
         if method == "GET":
@@ -161,7 +195,7 @@ async def _routes(gateway: Gateway, request, method: str, rest: list[str]) -> we
                 new = table_from_dict(data, monolith_url=gateway.config.monolith_url)
             except RouteTableError as exc:
                 return _error(400, "invalid_route_table", str(exc), {"routes": exc.problems})
-            gateway.table_swap(new=new, actor=_actor(request), reason="replace table")
+            gateway.table_swap(new=new, reason="replace table", **actor.fields())
             return _json(gateway.table.as_dict())
         return _error(405, "method_not_allowed", f"{method} is not allowed on routes.")
     name = rest[0]
@@ -183,9 +217,7 @@ async def _routes(gateway: Gateway, request, method: str, rest: list[str]) -> we
         except RouteTableError as exc:
             return _error(400, "invalid_route_table", str(exc), {"routes": exc.problems})
         gateway.table_swap(
-            new=new,
-            actor=_actor(request),
-            reason=f"set {name} {json.dumps(changes, sort_keys=True)}",
+            new=new, reason=f"set {name} {json.dumps(changes, sort_keys=True)}", **actor.fields()
         )
         return _json(gateway.table.route(name).as_dict())
     return _error(405, "method_not_allowed", f"{method} is not allowed on a route.")

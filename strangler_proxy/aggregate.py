@@ -4,6 +4,9 @@ Each part goes to whichever half serves its path under the route table in force 
 stay sticky per user). A part that fails (connect error, timeout, 5xx, non-JSON) is ``null`` and
 named in ``errors``, and the response says ``"partial": true``; a 401 from the profile part is
 returned as the answer, since nothing else can succeed for that caller.
+
+Each part carries an identity signed for its own sub-request: the service that serves it, GET,
+and the part's path (never the overview's own).
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from service_kit.identity import HEADER as IDENTITY_HEADER
+
 from .headers import REQUEST_ID, UPSTREAM
-from .identity import HEADER as IDENTITY_HEADER
-from .identity import identity_sign
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -35,12 +38,6 @@ async def overview(
     headers = {"Accept": "application/json", REQUEST_ID: rid}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
-    if identity is not None and gateway.config.identity_secret:
-        headers[IDENTITY_HEADER] = identity_sign(
-            identity=identity,
-            secret=gateway.config.identity_secret,
-            ttl=gateway.config.identity_ttl,
-        )
 
     async def part(name: str, path: str):
         found = table.match("GET", path, request.headers)
@@ -48,8 +45,12 @@ async def overview(
             raise LookupError(f"no route serves GET {path}")
         route = found[0]
         service = gateway.choose_target(route, identity, request.remote)
+        sent = headers
+        if identity is not None and gateway.identity_keys is not None:
+            signed = gateway.identity_sign(identity, service, "GET", path)
+            sent = headers | {IDENTITY_HEADER: signed}
         (status, _, body), _ = await gateway.fetch(
-            service=service, method="GET", target=path, headers=headers, route=route
+            service=service, method="GET", target=path, headers=sent, route=route
         )
         return service, status, body
 

@@ -6,23 +6,41 @@ to (``GET /api/users/me/`` with the token) and caches the answer: a known user f
 same new token share one lookup. A token the monolith refuses yields no identity: the request
 still goes upstream, which answers 401 itself.
 
-A logout the proxy forwarded (and the monolith accepted) drops the token at once: ``revoke``
-here, and through ``revocation.py`` in every other worker and proxy instance. A lookup that was
-in flight when its token was revoked does not put it back.
+A logout the proxy forwarded (and the monolith accepted) drops the token at once, and a
+password change drops every token of its user: ``revoke`` here, and through ``revocation.py``
+in every other worker and proxy instance. A lookup that was in flight when its token (or its
+user) was revoked does not put it back.
+
+Revocation messages, the same in every carrier (this process, the workers' shared ring, the
+Redis channel, ``service_kit.revocations``): ``<64 hex>``, the SHA-256 of one token, or
+``user:<id>``, every token of user ``<id>``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 
 import aiohttp
 
-from .identity import Identity
+from service_kit.identity import Identity
 
 ME_PATH = "/api/users/me/"
 _REVOKED_KEPT = 10_000
+_TOKEN_KEY = re.compile(r"^[0-9a-f]{64}$")
+_USER = re.compile(r"^user:([0-9]{1,20})$")
+
+
+def user_message(user_id: str) -> str:
+    """Return the revocation message that drops every token of `user_id`."""
+    return f"user:{user_id}"
+
+
+def revocation_valid(message: str) -> bool:
+    """Return whether `message` is a revocation message (a token key or ``user:<id>``)."""
+    return bool(_TOKEN_KEY.match(message) or _USER.match(message))
 
 
 def token_key(authorization: str) -> str | None:
@@ -41,25 +59,49 @@ class EdgeAuth:
         self.max_entries = max_entries
         self._cache: dict[str, tuple[float, Identity | None]] = {}
         self._pending: dict[str, asyncio.Future] = {}
-        # key -> when it was revoked: a lookup that started before must not cache the token again.
+        # user id -> the keys of their cached tokens, so a password change drops them all.
+        self._by_user: dict[str, set[str]] = {}
+        # key (or user id) -> when it was revoked: a lookup that started before must not cache
+        # the token again.
         self._revoked: dict[str, float] = {}
+        self._revoked_users: dict[str, float] = {}
         # Revocations other worker processes made (sharing.SharedRevocations), read on each
         # cache hit from shared memory: no system call, and no window after a logout's answer.
         self.shared = shared
         self.lookups = 0
         self.revocations = 0
 
+    def revoke(self, message: str) -> None:
+        """Apply a revocation message: ``<64 hex>`` drops one token, ``user:<id>`` a user's."""
+        found = _USER.match(message)
+        if found:
+            self.drop_user(found.group(1))
+        elif _TOKEN_KEY.match(message):
+            self.drop(message)
+
     def drop(self, key: str) -> None:
         """Forget the token with cache key `key` (a logout somewhere revoked it)."""
-        self._cache.pop(key, None)
+        cached = self._cache.pop(key, None)
+        if cached is not None and cached[1] is not None:
+            self._by_user.get(cached[1].user_id, set()).discard(key)
         if len(self._revoked) >= _REVOKED_KEPT:
             self._revoked.clear()
         self._revoked[key] = time.monotonic()
         self.revocations += 1
 
+    def drop_user(self, user_id: str) -> None:
+        """Forget every cached token of `user_id` (their password changed somewhere)."""
+        for key in self._by_user.pop(user_id, ()):
+            self._cache.pop(key, None)
+        if len(self._revoked_users) >= _REVOKED_KEPT:
+            self._revoked_users.clear()
+        self._revoked_users[user_id] = time.monotonic()
+        self.revocations += 1
+
     def clear(self) -> None:
         """Forget every token (revocations may have been missed, e.g. while Redis was away)."""
         self._cache.clear()
+        self._by_user.clear()
 
     def peek(self, authorization: str) -> tuple[bool, Identity | None]:
         """Return ``(True, identity)`` if the cache knows `authorization`, else ``(False, None)``.
@@ -99,10 +141,19 @@ class EdgeAuth:
             identity = await self._lookup(authorization, session, monolith_url)
             if self._revoked.get(key, -1.0) >= now:
                 identity = None  # logged out while we asked: the answer is already stale
+            elif identity is not None and self._revoked_users.get(identity.user_id, -1.0) >= now:
+                # The user's tokens were revoked while we asked: this answer may predate it. Not
+                # cached either way (the token may be a new one): the next request asks again.
+                future.set_result(None)
+                return None
             ttl = self.ttl if identity is not None else self.ttl / 5
             if len(self._cache) >= self.max_entries:
-                self._cache.clear()  # crude but bounded: a burst of new tokens costs lookups only
+                # Crude but bounded: a burst of new tokens costs lookups only.
+                self._cache.clear()
+                self._by_user.clear()
             self._cache[key] = (time.monotonic() + ttl, identity)
+            if identity is not None:
+                self._by_user.setdefault(identity.user_id, set()).add(key)
             future.set_result(identity)
             return identity
         except BaseException as exc:

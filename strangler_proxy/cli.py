@@ -7,6 +7,10 @@
 
 With no arguments it serves the step-0 table on 127.0.0.1:8000 (STRANGLER_PROXY_PORT): every path
 to the monolith at STRANGLER_MONOLITH_URL (http://127.0.0.1:8001).
+
+Its admin API is closed from the start: with STRANGLER_ADMIN_TOKEN unset it uses (or makes up)
+the token in ``$STRANGLER_VAR_DIR/admin-token``, which ``strangler proxy routes`` and the other
+commands find there too; the identity keys likewise (``identity-secret``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import tempfile
 import urllib.error
 import urllib.request
 
-from .config import ConfigError, ProxyConfig
+from service_kit.var_secrets import SecretFileError, secret_find
+
+from .config import ConfigError, ProxyConfig, admin_tokens_load, identity_secret_load
 from .routes import RouteTableError, table_from_file
 
 
@@ -61,7 +67,10 @@ def _call(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
         raise urllib.error.URLError(f"admin URL must be http://, got {url!r}")
     headers = {"Content-Type": "application/json"}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
-    token = os.environ.get("STRANGLER_ADMIN_TOKEN")
+    try:
+        token = secret_find(variable="STRANGLER_ADMIN_TOKEN", name="admin-token")
+    except SecretFileError as exc:
+        raise urllib.error.URLError(str(exc)) from None
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     request.add_header("X-Strangler-Actor", f"cli:{os.environ.get('USER', 'unknown')}")
@@ -177,6 +186,22 @@ def main(argv: list[str]) -> int:
         if v is not None
     }
     config = dataclasses.replace(config, **overrides)
+    try:
+        token, holders = admin_tokens_load(config)
+        config = dataclasses.replace(
+            config, admin_token=token, admin_holders=holders,
+            identity_secret=identity_secret_load(config),
+        )  # fmt: skip
+        config.identity_keys()
+    except ConfigError as exc:
+        print(f"strangler proxy: {exc}", file=sys.stderr)
+        return 2
+    where = "STRANGLER_ADMIN_TOKEN" if os.environ.get("STRANGLER_ADMIN_TOKEN") else "admin-token"
+    logging.getLogger("strangler_proxy").info(
+        "admin API: Bearer token from %s (var dir %s)%s", where,
+        os.environ.get("STRANGLER_VAR_DIR") or "./var",
+        f", and {len(holders)} named token(s)" if holders else "",
+    )  # fmt: skip
     if config.routes_file:
         code = _check([config.routes_file], config.monolith_url)
         if code:

@@ -24,6 +24,7 @@ the candidate cannot connect, times out or answers 5xx (``X-Strangler-Fallback``
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import json
 import logging
@@ -36,24 +37,27 @@ import zlib
 from collections import deque
 from json.encoder import encode_basestring_ascii
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from service_kit.identity import HEADER as IDENTITY_HEADER
+from service_kit.identity import Identity, identity_sign
+
 from . import admin
-from .auth import EdgeAuth, token_key
-from .config import ProxyConfig
+from .auth import EdgeAuth, token_key, user_message
+from .config import ADMIN_HOLDER, ProxyConfig
 from .discovery import registry_from_url
 from .fastclient import FAST_METHODS, FastPool, FastResponse
 from .headers import FALLBACK, HOP_BY_HOP, REQUEST_ID, UPSTREAM
-from .identity import HEADER as IDENTITY_HEADER
-from .identity import identity_sign
 from .metrics import Metrics
 from .paths import PathRefused, path_for_routing
-from .ratelimit import MemoryBuckets, RedisBuckets, retry_after
+from .ratelimit import LOGIN_GROUP, MemoryBuckets, RedisBuckets, login_limit, retry_after
 from .recording import BodyCapture, Recorder
+from .redaction import Redactor
 from .revocation import RedisRevocations
 from .routes import (
     MONOLITH,
@@ -125,11 +129,23 @@ class Gateway:
             if config.redis_url
             else None
         )
+        self._login = config.login
         self._logout_method, self._logout_path = config.logout or ("", "")
+        self._profile_method, self._profile_path = config.password_change or ("", "")
+        self.identity_keys = config.identity_keys()
+        # Every admin token, with the holder the change log records; none: every admin call 401.
+        self.admin_tokens: tuple[tuple[str, bytes], ...] = tuple(
+            (holder, token.encode())
+            for holder, token in (
+                *([(ADMIN_HOLDER, config.admin_token)] if config.admin_token else []),
+                *config.admin_holders,
+            )
+        )
+        # The one deny-list of what is never stored (recordings, diffs, their replays).
+        self.redactor = Redactor(headers=config.redact_headers, fields=config.redact_fields)
         self.recorder = Recorder(
             size=config.record_buffer, body_limit=config.record_body_limit,
-            directory=config.record_dir, redact_headers=config.record_redact,
-            redact_fields=config.record_redact_fields,
+            directory=config.record_dir,
         )  # fmt: skip
         self.shadow = ShadowRunner(self, concurrency=config.shadow_concurrency)
         self.retry_budget = RetryBudget()
@@ -174,10 +190,15 @@ class Gateway:
             pools[name] = pool
         self.pools = pools
 
-    def table_swap(self, *, new: RouteTable, actor: str, reason: str) -> RouteTable:
+    def table_swap(
+        self, *, new: RouteTable, actor: str, reason: str, claimed_actor: str | None = None,
+        client: str | None = None,
+    ) -> RouteTable:  # fmt: skip
         """Install `new` atomically and record who changed what; return the old table.
 
-        With worker processes the new table and the change log are published for every worker.
+        `actor` is the holder of the admin token that authorised the change; `claimed_actor`
+        what the client said of itself (``X-Strangler-Actor``: recorded, never trusted). With
+        worker processes the new table and the change log are published for every worker.
         """
         old = self.table
         new = RouteTable(
@@ -199,6 +220,8 @@ class Gateway:
             {
                 "at": time.time(),
                 "who": actor,
+                "claimed_actor": claimed_actor,
+                "client": client,
                 "reason": reason,
                 "from_version": old.version,
                 "to_version": new.version,
@@ -229,15 +252,41 @@ class Gateway:
         if self.shared is not None:
             self.shared.sync(self)
 
-    def table_reload(self, *, actor: str) -> RouteTable:
+    def table_reload(
+        self, *, actor: str, claimed_actor: str | None = None, client: str | None = None
+    ) -> RouteTable:
         """Re-read the route file and swap it in; if invalid, raise and keep the old table."""
         if not self.config.routes_file:
             raise RouteTableError(
                 ["table: the proxy was started without a route file (STRANGLER_ROUTES)"]
             )
         new = table_from_file(self.config.routes_file, monolith_url=self.config.monolith_url)
-        self.table_swap(new=new, actor=actor, reason=f"reload {self.config.routes_file}")
+        self.table_swap(
+            new=new, actor=actor, reason=f"reload {self.config.routes_file}",
+            claimed_actor=claimed_actor, client=client,
+        )  # fmt: skip
         return self.table
+
+    def admin_holder(self, authorization: bytes | None) -> str | None:
+        """Return who holds the admin token in `authorization` (``Bearer <token>``), or None.
+
+        Every token is compared in constant time, whichever matches.
+        """
+        if authorization is None or not self.admin_tokens:
+            return None
+        scheme, _, given = authorization.strip().partition(b" ")
+        if scheme.lower() != b"bearer":
+            return None
+        given = given.strip()
+        holder = None
+        for name, token in self.admin_tokens:
+            if hmac.compare_digest(given, token) and holder is None:
+                holder = name
+        return holder
+
+    def redactor_for(self, route: Route) -> Redactor:
+        """Return the deny-list of `route`: the proxy's, plus what the route adds."""
+        return self.redactor.extended(headers=route.redact_headers, fields=route.redact_fields)
 
     # ----------------------------------------------------------------- lifecycle
     async def start(
@@ -301,13 +350,20 @@ class Gateway:
     async def auth_revoke(self, authorization: bytes) -> None:
         """Drop a logged-out token here, in the other workers and in the other instances."""
         key = token_key(authorization.decode("latin-1"))
-        if key is None:
-            return
-        self.auth.drop(key)
+        if key is not None:
+            await self._revoke(key)
+
+    async def auth_revoke_user(self, user_id: str) -> None:
+        """Forget every cached token of `user_id` here, in the other workers and instances."""
+        await self._revoke(user_message(user_id))
+
+    async def _revoke(self, message: str) -> None:
+        """Apply a revocation message (a token's key or ``user:<id>``) everywhere it is cached."""
+        self.auth.revoke(message)
         if self.revocations is not None:
-            self.revocations.publish(key)
+            self.revocations.publish(message)
         if self.revoke_channel is not None:
-            await self.revoke_channel.publish(key)
+            await self.revoke_channel.publish(message)
 
     async def _sweep(self) -> None:
         """Once a second: close idle keep-alive connections and heads that arrive too slowly."""
@@ -512,6 +568,21 @@ class Gateway:
                 authorization=req.authorization.decode("latin-1"), session=self.session,
                 monolith_url=self._monolith_url(),
             )  # fmt: skip
+        login = self._login is not None and method == self._login[0] and path == self._login[1]
+        if login:
+            # Guessing passwords: every attempt from an address takes a token, a 2xx gives it
+            # back (_relay), so only failures count. The table's "login" group tunes it.
+            wait = await self.limiter.take(
+                key=f"{LOGIN_GROUP}:addr:{req.remote}", limit=login_limit(table)
+            )
+            if wait > 0:
+                self.metrics.rate_limited[route.name] += 1
+                detail = "Too many failed logins from this address; retry later."
+                return self._refuse(
+                    conn, req, 429, "rate_limited", detail, rid, route, started,
+                    extra=[("Retry-After", retry_after(wait))],
+                )  # fmt: skip
+            req.login = True
         if route.rate_limit is not None:
             caller = f"user:{identity.user_id}" if identity else f"addr:{req.remote}"
             wait = await self.limiter.take(
@@ -532,7 +603,7 @@ class Gateway:
             return self._finish(req, resp.status, rid, route, "aggregate", started)
         mode = route.mode
         target = MONOLITH if mode == "monolith" else self.choose_target(route, identity, req.remote)
-        headers = self._forward(req, table, target, rid, identity)
+        headers = self._forward(req, table, target, rid, identity, path)
         record = req.sampled
         if record is None:
             record = bool(route.record) and random.random() < route.record
@@ -545,23 +616,39 @@ class Gateway:
         except _UpstreamFailed as exc:
             self._refuse(conn, req, exc.status, exc.kind, exc.detail, rid, route, started)
 
-    def _forward(self, req: Request, table: RouteTable, target: str, rid: str, identity) -> Forward:
-        """Return the headers `req` carries to `target`: the client's, less hop-by-hop, and ours."""
+    def _forward(
+        self, req: Request, table: RouteTable, target: str, rid: str, identity,
+        path: str | None = None,
+    ) -> Forward:  # fmt: skip
+        """Return the headers `req` carries to `target`: the client's, less hop-by-hop, and ours.
+
+        `path` is the decoded path the identity is signed for (derived from `req` if None).
+        """
         preserve = req.host is not None and table.services[target].preserve_host
+        if path is None and identity is not None:
+            path = _signed_path(req.path)
         tail = [
             _proxy_lines(req, req.remote.encode(), preserve, rid.encode()),
-            self._identity_line(identity),
+            self.identity_line(identity, target, req.method, path),
         ]
-        return Forward(req.forward_lines(), tail, preserve)
+        return Forward(req.forward_lines(), tail, preserve, self, identity, req.method, path)
 
-    def _identity_line(self, identity) -> bytes:
-        """Return the signed identity header line for `identity`, or b"" if there is none."""
-        if identity is None or not self.config.identity_secret:
+    def identity_line(self, identity: Identity | None, audience: str, method: str, path) -> bytes:
+        """Return the identity header line vouching for `identity` on `method` `path` to the
+        service `audience`, or b"" if there is no one to vouch for (or no key)."""
+        if identity is None or self.identity_keys is None:
             return b""
-        signed = identity_sign(
-            identity=identity, secret=self.config.identity_secret, ttl=self.config.identity_ttl
+        return b"%s: %s\r\n" % (
+            _IDENTITY_NAME,
+            self.identity_sign(identity, audience, method, path).encode(),
         )
-        return IDENTITY_HEADER.encode() + b": " + signed.encode("latin-1") + b"\r\n"
+
+    def identity_sign(self, identity: Identity, audience: str, method: str, path: str) -> str:
+        """Return the identity header value for one request to `audience`."""
+        return identity_sign(
+            identity=identity, keys=self.identity_keys, audience=audience, method=method,
+            path=path, ttl=self.config.identity_ttl,
+        )  # fmt: skip
 
     def _new_request_id(self) -> str:
         # A per-process random prefix and a counter: unique without a system call per request.
@@ -642,7 +729,9 @@ class Gateway:
         head = b"".join(
             (method.encode(), b" ", req.raw_target, b" HTTP/1.1\r\n",
              b"" if preserve else instance.host_line, *req.forward_lines(),
-             _proxy_lines(req, conn.remote_b, preserve, rid_b), self._identity_line(identity),
+             _proxy_lines(req, conn.remote_b, preserve, rid_b),
+             b"" if identity is None else
+             self.identity_line(identity, target, method, _signed_path(raw_path)),
              b"\r\n")
         )  # fmt: skip
         instance.outstanding += 1
@@ -830,6 +919,7 @@ class Gateway:
                     fallback_from = f"{target}: {exc.kind}"
                     self.metrics.fallbacks[(route.name, target)] += 1
                     target, retries = MONOLITH, 0
+                    headers = _retarget(headers, target)
                     continue
                 raise
             if resp.status >= 500 and can_retry and self.retry_budget.withdraw():
@@ -844,6 +934,7 @@ class Gateway:
                 fallback_from = f"{target}: {resp.status}"
                 self.metrics.fallbacks[(route.name, target)] += 1
                 target, retries = MONOLITH, 0
+                headers = _retarget(headers, target)
                 continue
             break
         try:
@@ -867,7 +958,9 @@ class Gateway:
         raw = resp.raw_headers
         for name, value in raw:
             if name.lower() == b"connection":
-                drop = drop | {t.strip().lower() for t in value.split(b",")}
+                if drop is _RESPONSE_DROP:
+                    drop = set(drop)
+                drop.update(t.strip().lower() for t in value.split(b","))
         for name, value in raw:
             if name.lower() not in drop:
                 lines.append(name + b": " + value + b"\r\n")
@@ -883,6 +976,16 @@ class Gateway:
         ):
             # Before the client has its answer: its next request, on any instance, is refused.
             await self.auth_revoke(req.authorization)
+        elif 200 <= status < 300 and req.method == self._profile_method:
+            identity = headers.identity if type(headers) is Forward else None
+            if identity is not None and req.path == self._profile_path:
+                # A password change revokes the user's tokens at the monolith; any profile
+                # change makes what is cached about the user stale: forget it everywhere.
+                await self.auth_revoke_user(identity.user_id)
+        elif req.login and 200 <= status < 300:
+            await self.limiter.take(
+                key=f"{LOGIN_GROUP}:addr:{req.remote}", limit=login_limit(self.table), cost=-1
+            )  # a successful login gives its attempt back: only failures are limited
         capture = route.mode == "shadow" and req.method in SAFE_METHODS
         captured: list[bytes] | None = [] if capture or record else None
         length = resp.content_length
@@ -958,7 +1061,8 @@ class Gateway:
     def _record(self, req: Request, route: Route, status: int, resp, captured) -> None:
         """Keep the exchange just answered as a replayable line (recording.py)."""
         self.recorder.add(
-            route=route.name, method=req.method, target=req.target,
+            redactor=self.redactor_for(route), route=route.name, method=req.method,
+            target=req.target,
             header_lines=req.forward_lines(),
             body=req.body.capture if req.body is not None else None, status=status,
             response_headers=resp.headers.items(),
@@ -1034,7 +1138,23 @@ class Gateway:
 
 
 _SMALL_BODY = 64 * 1024
+_IDENTITY_NAME = IDENTITY_HEADER.encode()
 _json_string = encode_basestring_ascii
+
+
+def _signed_path(raw_path: str) -> str:
+    """Return the decoded path an identity is signed for (as the half's framework decodes it).
+
+    Only called for paths the router accepted (paths.py), whose escapes are valid UTF-8.
+    """
+    return raw_path if "%" not in raw_path else unquote(raw_path)
+
+
+def _retarget(headers, service: str):
+    """Return `headers` with the identity signed for `service` (a Forward; others as they are)."""
+    return headers.retarget(service) if type(headers) is Forward else headers
+
+
 _RESPONSE_DROP = frozenset(
     name.lower().encode() for name in (*HOP_BY_HOP, UPSTREAM, REQUEST_ID, FALLBACK)
 )
@@ -1077,14 +1197,28 @@ class Forward:
     """The headers a request carries upstream: the client's kept lines plus the proxy's own.
 
     The hot path sends `block()` as is; slower paths (bodies through aiohttp, shadow mirrors)
-    take a mutable `copy()`.
+    take a mutable `copy()`. The signed identity is for one service: `retarget` signs it anew
+    for another (a fallback to the monolith, a shadow mirror to the candidate).
     """
 
-    __slots__ = ("_block", "lines", "preserve_host", "tail")
+    __slots__ = ("_block", "gateway", "identity", "lines", "method", "path", "preserve_host",
+                 "tail")  # fmt: skip
 
-    def __init__(self, lines: list[bytes], tail: list[bytes], preserve_host: bool):
+    def __init__(
+        self, lines: list[bytes], tail: list[bytes], preserve_host: bool, gateway=None,
+        identity: Identity | None = None, method: str = "", path: str | None = None,
+    ):  # fmt: skip
         self.lines, self.tail, self.preserve_host = lines, tail, preserve_host
+        self.gateway, self.identity, self.method, self.path = gateway, identity, method, path
         self._block: bytes | None = None
+
+    def retarget(self, service: str) -> Forward:
+        """Return these headers with the identity signed for `service` instead."""
+        if self.identity is None or self.gateway is None:
+            return self
+        line = self.gateway.identity_line(self.identity, service, self.method, self.path)
+        return Forward(self.lines, [self.tail[0], line], self.preserve_host, self.gateway,
+                       self.identity, self.method, self.path)  # fmt: skip
 
     def block(self) -> bytes:
         if self._block is None:

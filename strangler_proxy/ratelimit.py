@@ -5,6 +5,12 @@ A group in the table (``[rate_limits.writes] rate = 5, burst = 10``) holds one b
 with 429 and ``Retry-After`` (whole seconds until a token is back). With ``REDIS_URL`` the
 buckets live in Redis (one Lua script, atomic, Redis's own clock) so every proxy instance shares
 them; without it, in this process.
+
+One rule needs no configuration: ``POST /api/auth/token/`` (``STRANGLER_AUTH_LOGIN``) is limited
+per client address with the group ``login`` (``LOGIN_DEFAULT``: a burst of 10, then one attempt
+every 6 s), which a table tunes by defining ``[rate_limits.login]``. An attempt takes a token
+before it is forwarded and a successful login gives it back (``cost=-1``), so only failed
+logins, password guesses, use the budget up.
 """
 
 from __future__ import annotations
@@ -14,19 +20,32 @@ import time
 
 from .routes import RateLimit
 
+LOGIN_GROUP = "login"
+LOGIN_DEFAULT = RateLimit(rate=1 / 6, burst=10)
+
+
+def login_limit(table) -> RateLimit:
+    """Return the login rule's bucket: the table's ``login`` group, else ``LOGIN_DEFAULT``."""
+    return table.rate_limits.get(LOGIN_GROUP) or LOGIN_DEFAULT
+
+
 _LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3] or '1')
 local data = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(data[1]) or burst
 local ts = tonumber(data[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local allowed = 0
 local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if cost < 0 then
+  tokens = math.min(burst, tokens - cost)
+  allowed = 1
+elseif tokens >= cost then
+  tokens = tokens - cost
   allowed = 1
 else
   wait = (1 - tokens) / rate
@@ -43,13 +62,14 @@ class MemoryBuckets:
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    async def take(self, *, key: str, limit: RateLimit) -> float:
-        """Take a token; return 0 if allowed, else seconds until one is available."""
+    async def take(self, *, key: str, limit: RateLimit, cost: int = 1) -> float:
+        """Take `cost` tokens (a negative cost gives tokens back, up to the burst); return 0 if
+        allowed, else seconds until one is available."""
         now = time.monotonic()
         tokens, stamp = self._buckets.get(key, (float(limit.burst), now))
         tokens = min(limit.burst, tokens + (now - stamp) * limit.rate)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
+        if cost < 0 or tokens >= cost:
+            self._buckets[key] = (min(limit.burst, tokens - cost), now)
             return 0.0
         self._buckets[key] = (tokens, now)
         return (1 - tokens) / limit.rate
@@ -68,9 +88,9 @@ class RedisBuckets:
         self.prefix = prefix
         self._script = self.client.register_script(_LUA)
 
-    async def take(self, *, key: str, limit: RateLimit) -> float:
+    async def take(self, *, key: str, limit: RateLimit, cost: int = 1) -> float:
         allowed, wait = await self._script(
-            keys=[f"{self.prefix}:{key}"], args=[limit.rate, limit.burst]
+            keys=[f"{self.prefix}:{key}"], args=[limit.rate, limit.burst, cost]
         )
         return 0.0 if int(allowed) else float(wait)
 

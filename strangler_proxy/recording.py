@@ -15,11 +15,13 @@ Lines are kept in a ring buffer (``STRANGLER_RECORD_BUFFER`` lines, the oldest d
 served by ``GET /_strangler/recordings[?route=R]``, and appended to
 ``$STRANGLER_RECORD_DIR/<route>.jsonl`` when that is set.
 
-Secrets are redacted by default: the values of ``STRANGLER_RECORD_REDACT`` headers (Authorization
-keeps its scheme: ``Bearer <redacted>``) and of ``STRANGLER_RECORD_REDACT_FIELDS`` keys anywhere in
-a JSON body. An exchange whose request body is over ``STRANGLER_RECORD_BODY_LIMIT`` bytes or is
-not UTF-8 cannot be replayed and is not recorded (counted in ``skipped``); a response body over
-the limit is left out of ``response`` (it only serves to show drift).
+Secrets are never recorded: the values of the deny-list's headers (Authorization keeps its
+scheme: ``Bearer <redacted>``) and of its JSON keys anywhere in a body, request and answer alike
+(redaction.py: a login's password and the token it answers with, card numbers...). Record files
+are created 0600 in a directory only their owner can enter. An exchange whose request body is
+over ``STRANGLER_RECORD_BODY_LIMIT`` bytes or is not UTF-8 cannot be replayed and is not
+recorded (counted in ``skipped``); a response body over the limit is left out of ``response``
+(it only serves to show drift).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .redaction import Redactor
+
 log = logging.getLogger("strangler_proxy")
-PLACEHOLDER = "<redacted>"
 # Per-connection headers a replay drops anyway; not worth recording.
 _SKIPPED_HEADERS = frozenset(
     {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
@@ -67,20 +70,17 @@ class BodyCapture:
 class Recorder:
     """The recorded exchanges of this process: a ring buffer, optionally mirrored to files."""
 
-    def __init__(
-        self, *, size: int, body_limit: int, directory: str | None,
-        redact_headers: Iterable[str], redact_fields: Iterable[str],
-    ):  # fmt: skip
+    def __init__(self, *, size: int, body_limit: int, directory: str | None):
         self.lines: deque[tuple[str, str]] = deque(maxlen=max(1, size))
         self.body_limit = body_limit
         self.directory = Path(directory) if directory else None
-        self.redact_headers = frozenset(h.lower() for h in redact_headers)
-        self.redact_fields = frozenset(f.lower() for f in redact_fields)
+        self._directory_ready = False
         self.recorded: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
 
     def add(
-        self, *, route: str, method: str, target: str, header_lines: list[bytes],
+        self, *, redactor: Redactor, route: str, method: str, target: str,
+        header_lines: list[bytes],
         body: BodyCapture | None, status: int, response_headers: Iterable[tuple[str, str]],
         response_body: bytes | None,
     ) -> dict[str, Any] | None:  # fmt: skip
@@ -100,25 +100,25 @@ class Recorder:
             name, _, value = line[:-2].decode("latin-1").partition(":")
             if name.lower() in _SKIPPED_HEADERS:
                 continue
-            value = self._redact_header(name, value.strip())
+            value = redactor.header(name, value.strip())
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         data: dict[str, Any] = {
             "method": method,
             "path": path,
             "query": query,
             "headers": headers,
-            "body": self._redact_body(text) if text else None,
+            "body": redactor.body(text) if text else None,
             "route": route,
         }
         answer: dict[str, Any] = {"status": status, "headers": {}}
         for name, value in response_headers:
             if name.lower() in _RESPONSE_SKIPPED:
                 continue
-            value = self._redact_header(name, value)
+            value = redactor.header(name, value)
             known = answer["headers"].get(name)
             answer["headers"][name] = f"{known}, {value}" if known is not None else value
         if response_body is not None and len(response_body) <= self.body_limit:
-            answer["body"] = self._redact_body(response_body.decode("utf-8", "replace"))
+            answer["body"] = redactor.body(response_body.decode("utf-8", "replace"))
             data["response"] = answer
         line = json.dumps(data, ensure_ascii=False) + "\n"
         self.lines.append((route, line))
@@ -137,44 +137,16 @@ class Recorder:
         self.lines.clear()
         return count
 
-    def _redact_header(self, name: str, value: str) -> str:
-        if name.lower() not in self.redact_headers:
-            return value
-        scheme, space, _ = value.partition(" ")
-        if space and name.lower().endswith("authorization"):
-            # Keep the scheme ("Bearer <redacted>"): one token substituted makes it replayable.
-            return f"{scheme} {PLACEHOLDER}"
-        return PLACEHOLDER
-
-    def _redact_body(self, text: str) -> str:
-        if not self.redact_fields or not text.lstrip().startswith(("{", "[")):
-            return text
-        try:
-            parsed = json.loads(text)
-        except ValueError:
-            return text
-        redacted, changed = self._redact_json(parsed)
-        return json.dumps(redacted, ensure_ascii=False) if changed else text
-
-    def _redact_json(self, value: Any) -> tuple[Any, bool]:
-        if isinstance(value, dict):
-            out, changed = {}, False
-            for key, item in value.items():
-                if str(key).lower() in self.redact_fields:
-                    out[key], changed = PLACEHOLDER, True
-                else:
-                    out[key], inner = self._redact_json(item)
-                    changed = changed or inner
-            return out, changed
-        if isinstance(value, list):
-            pairs = [self._redact_json(item) for item in value]
-            return [item for item, _ in pairs], any(inner for _, inner in pairs)
-        return value, False
-
     def _append(self, route: str, line: str) -> None:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.directory / f"{route}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            if not self._directory_ready:
+                # Recordings hold user data: only the proxy's user may list or read them.
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(self.directory, 0o700)
+                self._directory_ready = True
+            fd = os.open(
+                self.directory / f"{route}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+            )
             try:
                 os.write(fd, line.encode())  # one write: lines from several workers stay whole
             finally:

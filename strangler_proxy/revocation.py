@@ -1,8 +1,10 @@
 """Token revocations across proxy instances: Redis pub/sub, so a logout anywhere counts everywhere.
 
 The instance that forwarded a successful logout publishes the token's cache key (its SHA-256,
-never the token) on one channel before the client has its answer; every instance subscribes and
-drops the key from its auth cache. Pub/sub costs nothing per request: the fast path keeps reading
+never the token) on one channel before the client has its answer; one that forwarded a password
+change publishes ``user:<id>``, and so does a half that revoked a user's tokens itself
+(``service_kit.revocations.revocation_publish``). Every instance subscribes and drops what the
+message names from its auth cache. Pub/sub costs nothing per request: the fast path keeps reading
 its in-process cache. An instance that (re)subscribes forgets every cached token, since it may
 have missed revocations while it was not listening; while the subscription is down, a cached
 token stays trusted for at most the cache TTL.
@@ -13,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 
-from .auth import EdgeAuth
+from .auth import EdgeAuth, revocation_valid
 
 log = logging.getLogger("strangler_proxy")
-_KEY = re.compile(r"^[0-9a-f]{64}$")
 _PUBLISH_TIMEOUT = 1.0
 
 
@@ -42,10 +42,10 @@ class RedisRevocations:
         except TimeoutError:
             log.warning("token revocations: not subscribed to %s yet", self.channel)
 
-    async def publish(self, key: str) -> None:
-        """Tell every instance that the token with cache key `key` is revoked."""
+    async def publish(self, message: str) -> None:
+        """Tell every instance a revocation: a token's cache key, or ``user:<id>``."""
         try:
-            await asyncio.wait_for(self.client.publish(self.channel, key), _PUBLISH_TIMEOUT)
+            await asyncio.wait_for(self.client.publish(self.channel, message), _PUBLISH_TIMEOUT)
         except Exception:  # the logout itself succeeded: other instances catch up within the TTL
             log.exception("publishing a token revocation failed")
 
@@ -58,9 +58,9 @@ class RedisRevocations:
                 self.ready.set()
                 async for message in pubsub.listen():
                     data = message.get("data")
-                    key = data.decode("ascii", "replace") if isinstance(data, bytes) else ""
-                    if _KEY.match(key):
-                        self.auth.drop(key)
+                    message = data.decode("ascii", "replace") if isinstance(data, bytes) else ""
+                    if revocation_valid(message):
+                        self.auth.revoke(message)
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis restarted or unreachable: resubscribe, forget the cache

@@ -116,6 +116,9 @@ class Route:
     compare: CompareRules = field(default_factory=CompareRules)
     canary_percent: float = 0.0
     record: float = 0.0  # share of requests recorded for replay (recording.py)
+    # Names this route adds to the deny-list of what is never stored (redaction.py).
+    redact_headers: tuple[str, ...] = ()
+    redact_fields: tuple[str, ...] = ()
     regex: re.Pattern | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -165,6 +168,9 @@ class Route:
             data["rate_limit"] = self.rate_limit
         if self.record:
             data["record"] = self.record
+        if self.redact_headers or self.redact_fields:
+            data["redact"] = {"headers": list(self.redact_headers),
+                              "fields": list(self.redact_fields)}  # fmt: skip
         return data
 
 
@@ -395,7 +401,7 @@ def _route(
     where = f"route {name!r}"
     extra = set(raw) - {
         "name", "mode", "service", "prefix", "path", "methods", "headers", "timeout",
-        "connect_timeout", "retries", "fallback", "rate_limit", "compare", "record",
+        "connect_timeout", "retries", "fallback", "rate_limit", "compare", "record", "redact",
     }  # fmt: skip
     if extra:
         problems.append(f"{where}: unknown keys {sorted(extra)}")
@@ -465,6 +471,7 @@ def _route(
         problems.append(f"{where}: unknown rate limit group {rate_limit!r}")
     compare = _compare(raw.get("compare") or {}, where, problems)
     record = _number(raw.get("record", 0.0), f"{where}: 'record'", problems, low=0.0, high=1.0)
+    redact_headers, redact_fields = _redact(raw.get("redact") or {}, where, problems)
     return Route(
         name=name,
         mode=str(mode),
@@ -481,6 +488,8 @@ def _route(
         compare=compare,
         canary_percent=canary,
         record=record,
+        redact_headers=redact_headers,
+        redact_fields=redact_fields,
         regex=regex,
     )
 
@@ -555,3 +564,27 @@ def _compare(raw: Any, where: str, problems: list[str]) -> CompareRules:
             )
         ),
     )
+
+
+def _redact(raw: Any, where: str, problems: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return the header names and JSON key parts a route adds to the deny-list.
+
+    It can only add: the defaults (redaction.py) always hold, and any other key is refused.
+    """
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: 'redact' must be a mapping with 'headers' and/or 'fields'")
+        return (), ()
+    extra = set(raw) - {"headers", "fields"}
+    if extra:
+        problems.append(
+            f"{where}: 'redact' only adds 'headers' and 'fields' to the deny-list, it cannot "
+            f"remove any; unknown keys {sorted(extra)}"
+        )
+    found = []
+    for key in ("headers", "fields"):
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            problems.append(f"{where}: redact '{key}' must be a list of non-empty names")
+            value = []
+        found.append(tuple(v.strip().lower() for v in value))
+    return found[0], found[1]

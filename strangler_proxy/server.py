@@ -7,8 +7,12 @@ bodies with back-pressure, and hands each request to ``Gateway.serve`` in one ta
 requests on a connection.
 
 * Request head: request line and each header at most 16 KiB (414 / 431), the whole head at most
-  64 KiB (431); a head that does not arrive within ``head_timeout`` seconds gets 408; invalid HTTP
-  gets 400; each closes the connection once the answers before it have left.
+  64 KiB and 128 header lines (431); a head that does not arrive within ``head_timeout`` seconds
+  gets 408; invalid HTTP, and a request target holding ``#`` (a fragment is never sent to a
+  server, and a half would read the path differently), get 400; each closes the connection once
+  the answers before it have left.
+* Chunked trailers count against the same limits (size and lines, head and trailers together)
+  and are dropped: they never become request headers, whatever their name.
 * Body: ``BodyStream`` holds at most 256 KiB before reading pauses; a reader waiting longer than
   the idle timeout for the next chunk gets ``BodyTimeout`` (slowloris). After an answer that left
   part of the body unread, the rest is read and dropped for at most ``linger`` seconds, then the
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("strangler_proxy")
 MAX_LINE = 16 * 1024
 MAX_HEAD = 64 * 1024
+MAX_HEADERS = 128  # header lines in a request head, and its trailers with it
 _BODY_HIGH = 256 * 1024
 _BODY_LOW = 64 * 1024
 _MAX_QUEUED = 32
@@ -176,8 +181,8 @@ class Request:
 
     __slots__ = (
         "_headers", "authorization", "body", "connection_tokens", "expect_continue", "forward",
-        "host", "keep_alive", "method", "path", "raw_target", "remote", "request_id",
-        "sampled", "target", "version", "xff",
+        "header_count", "host", "keep_alive", "login", "method", "path", "raw_target", "remote",
+        "request_id", "sampled", "target", "version", "xff",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -198,6 +203,8 @@ class Request:
         self.keep_alive = True
         self.remote = ""
         self.sampled: bool | None = None  # recorded? decided once, by the first path to look
+        self.login = False  # a login attempt the login rule took a token for (gateway.serve)
+        self.header_count = 0  # header lines so far, trailers included
 
     # -- the parts of aiohttp's request the admin API, auth and aggregation read
     @property
@@ -248,7 +255,9 @@ class Request:
         tokens = self.connection_tokens
         if not tokens:
             return self.forward
-        extra = {t for t in tokens if t not in (b"keep-alive", b"close")}
+        extra = set(tokens)
+        extra.discard(b"keep-alive")
+        extra.discard(b"close")
         if not extra:
             return self.forward
         return [line for line in self.forward if line.split(b":", 1)[0].lower() not in extra]
@@ -275,6 +284,10 @@ class HttpConnection(asyncio.Protocol):
         self.in_head = False
         self.head_bytes = 0
         self.head_started = 0.0
+        # After a chunk's header, until its data: the bytes of what may be the last chunk's
+        # trailers, which count against MAX_HEAD with the head (see data_received).
+        self.trailing = False
+        self.trailer_bytes = 0
         self.idle_since = loop.time()
         self._url = b""
         self._method_b = b""
@@ -306,6 +319,17 @@ class HttpConnection(asyncio.Protocol):
                 # A head split over packets: the head timeout counts from now. (A head that
                 # arrives whole, the usual case, never reads the clock.)
                 self.head_started = self.loop.time()
+            if self.trailing:
+                # A chunk header and no data since: these bytes went to the last chunk's
+                # trailers (the parser holds a trailer whole before it calls on_header).
+                self.trailer_bytes += len(data)
+                if self.head_bytes + self.trailer_bytes > MAX_HEAD:
+                    self._refuse(
+                        _HeadRefused(
+                            431, "header_too_large", "The request head and trailers are too large."
+                        )
+                    )
+                    return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, _HeadRefused):
@@ -352,6 +376,10 @@ class HttpConnection(asyncio.Protocol):
         self._url += url
         if len(self._url) > MAX_LINE:
             raise _HeadRefused(414, "uri_too_long", f"The request target is over {MAX_LINE} bytes.")
+        if b"#" in url:
+            raise _HeadRefused(
+                400, "bad_request", "The request target holds '#': a fragment is never sent."
+            )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         req = self.current
@@ -359,6 +387,13 @@ class HttpConnection(asyncio.Protocol):
             raise _HeadRefused(
                 431, "header_too_large", f"A request header is over {MAX_LINE} bytes."
             )
+        req.header_count += 1
+        if req.header_count > MAX_HEADERS:
+            raise _HeadRefused(
+                431, "header_too_large", f"The request has over {MAX_HEADERS} header lines."
+            )
+        if not self.in_head:
+            return  # a chunked body's trailer: counted above and in data_received, then dropped
         kind = _HEADER_KINDS.get(name)
         if kind is None:
             kind = _header_kind(name)
@@ -385,8 +420,10 @@ class HttpConnection(asyncio.Protocol):
         elif kind == "expect":
             req.expect_continue = value.strip().lower() == b"100-continue"
         elif kind == "connection":
-            tokens = [t.strip().lower() for t in value.split(b",")]
-            req.connection_tokens = (req.connection_tokens or []) + tokens
+            tokens = req.connection_tokens
+            if tokens is None:
+                tokens = req.connection_tokens = []
+            tokens.extend(t.strip().lower() for t in value.split(b","))
 
     def on_headers_complete(self) -> None:
         req = self.current
@@ -421,11 +458,17 @@ class HttpConnection(asyncio.Protocol):
             self.runner = self.loop.create_task(self._run())
 
     def on_body(self, body: bytes) -> None:
+        self.trailing = False
         stream = self.current.body
         if stream is not None:
             stream.feed(body)
 
+    def on_chunk_header(self) -> None:
+        self.trailing = True  # until data comes: the last chunk has none, only trailers
+
     def on_message_complete(self) -> None:
+        self.trailing = False
+        self.trailer_bytes = 0
         req = self.current
         if req is not None and req.body is not None:
             req.body.finish()
@@ -464,7 +507,12 @@ class HttpConnection(asyncio.Protocol):
     def _refuse(self, refused: _HeadRefused) -> None:
         self.refused = refused
         self.in_head = False
+        self.trailing = False
         self.pause(4)
+        req = self.current
+        if req is not None and req.body is not None and not req.body.done:
+            # Refused mid-body (its trailers): its upload stops now; the refusal is its answer.
+            req.body.fail(ConnectionResetError(refused.detail))
         if self.runner is None and self.exchange is None:
             self._send_refusal()  # else once the answers before it have left
 
@@ -526,6 +574,8 @@ class HttpConnection(asyncio.Protocol):
                 self.resume(2)
         if self.closed:
             return False
+        if self.refused is not None and req.body is not None and req.body.error is not None:
+            return True  # its trailers were refused: the refusal answers it (_run sends it)
         if not req.keep_alive:
             self.transport.close()
             return False

@@ -10,7 +10,10 @@
   delay and recorded only if it still differs, so a read that overtook its write's event (the
   candidate learns writes through events) is not counted against the candidate.
 * Diffs are kept in memory, the latest ``per_route`` per route, with the request, both answers
-  and the differing paths.
+  and the differing paths, after the route's deny-list (redaction.py) is applied: a stored diff,
+  and the curl command that replays it, never hold a token, a cookie, a signed identity or a
+  secret body field. Comparison itself runs on the answers as they came.
+* The candidate receives an identity signed for itself, never the monolith's.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .compare import compare_responses, generalise
+from .redaction import Redactor
 from .routes import MONOLITH, Route
 
 if TYPE_CHECKING:
@@ -54,7 +58,11 @@ class Diff:
         return asdict(self)
 
     def curl(self) -> dict[str, str]:
-        """Return curl commands that replay the request against each side."""
+        """Return curl commands that replay the request against each side.
+
+        The headers are the stored ones: a redacted ``Authorization: Bearer <redacted>`` needs a
+        token of the operator's own put in its place.
+        """
 
         def command(base: str) -> str:
             parts = ["curl", "-sS", "-i", "-X", self.method]
@@ -66,10 +74,10 @@ class Diff:
         return {"monolith": command(self.monolith_url), "candidate": command(self.candidate_url)}
 
 
-def _answer_dict(answer: Answer) -> dict[str, Any]:
+def _answer_dict(answer: Answer, redactor: Redactor) -> dict[str, Any]:
     status, headers, body = answer
     text = body.decode("utf-8", errors="replace")
-    return {"status": status, "headers": headers, "body": text}
+    return {"status": status, "headers": redactor.header_dict(headers), "body": redactor.body(text)}
 
 
 class DiffStore:
@@ -133,7 +141,8 @@ class ShadowRunner:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
-    async def _settled(self, *, route: Route, method, target, headers, noise, found):
+    async def _settled(self, *, route: Route, method, target, headers, candidate_headers, noise,
+                       found):  # fmt: skip
         """Ask again within `settle_ms`; return what still differs (nothing if it caught up).
 
         The candidate learns writes late, and meanwhile the monolith may take new ones: it has
@@ -146,8 +155,8 @@ class ShadowRunner:
             await asyncio.sleep(route.compare.settle_ms / 1000 / SETTLE_TRIES)
             try:
                 candidate, candidate_url = await self.gateway.fetch(
-                    service=route.service, method=method, target=target, headers=headers,
-                    route=route,
+                    service=route.service, method=method, target=target,
+                    headers=candidate_headers, route=route,
                 )  # fmt: skip
                 for primary in seen:
                     if not compare_responses(
@@ -171,6 +180,10 @@ class ShadowRunner:
         self, *, route: Route, method: str, target: str, headers, primary: Answer
     ) -> None:
         metrics = self.gateway.metrics
+        # The identity, if any, was signed for the monolith: the candidate gets its own.
+        retarget = getattr(headers, "retarget", None)
+        candidate_headers = (retarget(route.service) if retarget else headers).copy()
+        candidate_headers["X-Strangler-Shadow"] = "1"
         headers = headers.copy()
         headers["X-Strangler-Shadow"] = "1"
         try:
@@ -182,8 +195,9 @@ class ShadowRunner:
                 learned, _ = compare_responses(rules=route.compare, expected=primary, actual=again)
                 noise.update(generalise(p) for p in learned if p != "status")
             candidate, candidate_url = await self.gateway.fetch(
-                service=route.service, method=method, target=target, headers=headers, route=route
-            )
+                service=route.service, method=method, target=target, headers=candidate_headers,
+                route=route,
+            )  # fmt: skip
             paths, noisy = compare_responses(
                 rules=route.compare, noise=noise, expected=primary, actual=candidate
             )
@@ -194,7 +208,8 @@ class ShadowRunner:
             self.in_flight -= 1
         if paths and route.compare.settle_ms:
             paths, primary, candidate, candidate_url = await self._settled(
-                route=route, method=method, target=target, headers=headers, noise=noise,
+                route=route, method=method, target=target, headers=headers,
+                candidate_headers=candidate_headers, noise=noise,
                 found=(paths, primary, candidate, candidate_url),
             )  # fmt: skip
         if not paths:
@@ -202,6 +217,7 @@ class ShadowRunner:
             return
         metrics.shadow[(route.name, "diff")] += 1
         monolith_pool = self.gateway.pools.get(MONOLITH)
+        redactor = self.gateway.redactor_for(route)
         self.store.add(
             Diff(
                 id=self.store.next_id(),
@@ -209,13 +225,15 @@ class ShadowRunner:
                 at=time.time(),
                 method=method,
                 target=target,
-                headers=[(k, v) for k, v in headers.items() if k.lower() != "x-strangler-shadow"],
+                headers=redactor.header_pairs(
+                    (k, v) for k, v in headers.items() if k.lower() != "x-strangler-shadow"
+                ),
                 monolith_url=monolith_pool.instances[0].url
                 if monolith_pool and monolith_pool.instances
                 else "",
                 candidate_url=candidate_url,
-                monolith=_answer_dict(primary),
-                candidate=_answer_dict(candidate),
+                monolith=_answer_dict(primary, redactor),
+                candidate=_answer_dict(candidate, redactor),
                 paths=paths,
                 noise=noisy,
             )

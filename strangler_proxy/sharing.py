@@ -16,10 +16,11 @@ worker writes its figures there every second (and on close), and a scrape of
 worker's latest file. The answering worker writes its own file first, so a total never drops
 from one scrape to the next, whichever worker the kernel hands the scrape to.
 
-Token revocations (a logout through one worker) are shared beside the table, in
-``<state>.revoked``: a small file every worker maps into memory, holding a generation counter and
-a ring of the latest revoked token hashes. The worker that saw the logout writes the hash, then
-bumps the counter, before the client has its answer; every worker compares the counter on each
+Token revocations (a logout or a password change through one worker) are shared beside the
+table, in ``<state>.revoked``: a small file every worker maps into memory, holding a generation
+counter and a ring of the latest revocation messages (a token's hash, or ``user:<id>``). The
+worker that saw the logout writes the message, then bumps the counter, before the client has
+its answer; every worker compares the counter on each
 auth-cache hit (a memory read, no system call) and drops what is new. So no worker trusts a
 token after its logout's answer has left, and nothing polls.
 """
@@ -43,9 +44,26 @@ if TYPE_CHECKING:
 
 POLL_SECONDS = 0.05
 METRICS_SECONDS = 1.0  # how often each worker publishes its metrics for the others
-_RING = 4096  # revoked token hashes kept; a worker further behind than that forgets every token
-_DIGEST = 32
-_REVOKED_SIZE = 8 + _RING * _DIGEST
+_RING = 4096  # revocations kept; a worker further behind than that forgets every token
+_SLOT = 40  # one revocation: kind byte, then a token's 32-byte hash or a user id's digits
+_REVOKED_SIZE = 8 + _RING * _SLOT
+_TOKEN, _USER = 1, 2
+
+
+def _slot_encode(message: str) -> bytes:
+    """Return the ring slot of a revocation message (``<64 hex>`` or ``user:<id>``)."""
+    if message.startswith("user:"):
+        digits = message[5:].encode("ascii")
+        return bytes((_USER, len(digits))) + digits.ljust(_SLOT - 2, b"\0")
+    return bytes((_TOKEN,)) + bytes.fromhex(message).ljust(_SLOT - 1, b"\0")
+
+
+def _slot_decode(slot: bytes) -> str | None:
+    if slot[0] == _TOKEN:
+        return slot[1:33].hex()
+    if slot[0] == _USER:
+        return "user:" + slot[2 : 2 + slot[1]].decode("ascii", "replace")
+    return None
 
 
 class SharedTable:
@@ -151,7 +169,7 @@ def shared_table_from_config(config: ProxyConfig) -> SharedTable | None:
 
 
 class SharedRevocations:
-    """Revoked token hashes shared by the workers of one proxy through a memory-mapped file."""
+    """Revocations shared by the workers of one proxy through a memory-mapped file."""
 
     def __init__(self, path: str):
         self.path = Path(path)
@@ -171,14 +189,15 @@ class SharedRevocations:
     def generation(self) -> int:
         return int.from_bytes(self._map[:8], "little")
 
-    def publish(self, key: str) -> None:
-        """Record that the token with cache key `key` (hex SHA-256) is revoked, for every worker."""
+    def publish(self, message: str) -> None:
+        """Record a revocation (a token's hex SHA-256, or ``user:<id>``) for every worker."""
+        data = _slot_encode(message)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             generation = self.generation()
-            slot = 8 + (generation % _RING) * _DIGEST
-            self._map[slot : slot + _DIGEST] = bytes.fromhex(key)
-            # The hash first, then the counter: a reader that sees the new count sees the hash.
+            slot = 8 + (generation % _RING) * _SLOT
+            self._map[slot : slot + _SLOT] = data
+            # The message first, then the counter: a reader that sees the new count sees it.
             self._map[:8] = (generation + 1).to_bytes(8, "little")
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -192,8 +211,10 @@ class SharedRevocations:
             auth.clear()  # too far behind to know which: forget them all
         else:
             for number in range(self.seen, generation):
-                slot = 8 + (number % _RING) * _DIGEST
-                auth.drop(self._map[slot : slot + _DIGEST].hex())
+                slot = 8 + (number % _RING) * _SLOT
+                message = _slot_decode(self._map[slot : slot + _SLOT])
+                if message is not None:
+                    auth.revoke(message)
         self.seen = generation
 
     def close(self) -> None:

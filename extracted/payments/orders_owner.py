@@ -1,8 +1,9 @@
 """Ask the orders owner (the monolith, at step 1) about one order, as the caller.
 
 `GET {STRANGLER_ORDERS_URL}/api/orders/{id}/` with the caller's own credentials forwarded
-(`Authorization`, `X-Strangler-Identity`, `X-Request-ID`), so the owner applies its own rule:
-someone else's order does not exist. Asked before every charge and refund, so money never moves
+(`Authorization`, and `X-Request-ID` to follow the request), so the owner applies its own rule:
+someone else's order does not exist. The caller's `X-Strangler-Identity` is not forwarded: the
+proxy signed it for this service, method and path, so any other service refuses it. Asked before every charge and refund, so money never moves
 on a replica that has not heard yet of a cancel or a shipment (`replicas.order_replica_refresh`).
 """
 
@@ -16,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 import requests
 from django.conf import settings
 
-FORWARDED = ("Authorization", "X-Strangler-Identity", "X-Request-ID")
+FORWARDED = ("Authorization", "X-Request-ID")
 
 
 class OrdersOwnerUnavailable(Exception):

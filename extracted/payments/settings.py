@@ -6,7 +6,9 @@
 | `MONOLITH_DATABASE_URL` | (unset) | the monolith's database, read only, for backfill/reconcile |
 | `BROKER_URL` | `filesystem://` under var | where its outbox publishes and its consumer reads |
 | `OUTBOX_RELAY_POLL_S` | `1.0` on PostgreSQL, `0.2` on SQLite | the relay's polling interval |
-| `STRANGLER_IDENTITY_SECRET` | (unset: every request is 401) | HMAC key shared with the proxy |
+| `STRANGLER_IDENTITY_SECRET` | `$STRANGLER_VAR_DIR/identity-secret` (made once) | identity keys shared with the proxy (`kid:secret,...`) |
+| `STRANGLER_IDENTITY_AUDIENCE` | `payments` | the audience it accepts in a signed identity |
+| `STRANGLER_SECRET_KEY` | `$STRANGLER_VAR_DIR/secret-key` (made once) | Django's `SECRET_KEY` |
 | `STRANGLER_ORDERS_URL` | `http://127.0.0.1:8001` | orders owner, asked before money moves |
 | `STRANGLER_ORDERS_TIMEOUT_S` | `2.0` | patience with the orders owner |
 | `STRANGLER_ORDER_REPLICA_WAIT_MS` | `1500` | wait for an in-flight `order.placed` |
@@ -28,13 +30,18 @@ from service_kit.env import (
     relay_poll_seconds,
     var_dir,
 )
+from service_kit.var_secrets import var_secret
 
 BASE_DIR = Path(__file__).resolve().parent
 VAR_DIR = var_dir()
 STRANGLER_SERVICE_NAME = "payments"
 
 # ---------------------------------------------------------------- core
-SECRET_KEY = env_str("STRANGLER_SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production")
+# Unset: one key made up per var dir and shared by every half (service_kit/var_secrets.py);
+# it also keys the payments idempotency fingerprints, which both halves compute alike.
+SECRET_KEY = env_str("STRANGLER_SECRET_KEY", "") or var_secret(
+    var_dir=VAR_DIR, name="secret-key", nbytes=48
+)
 DEBUG = env_bool("STRANGLER_DEBUG", False)
 ALLOWED_HOSTS = env_str("STRANGLER_ALLOWED_HOSTS", "*").split(",")
 # Behind strangler_proxy, links (pagination `next`/`previous`) must name the proxy's host, not
@@ -104,7 +111,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # ---------------------------------------------------------------- identity and orders
-STRANGLER_IDENTITY_SECRET = env_str("STRANGLER_IDENTITY_SECRET", "")
+# The proxy's signing keys ("kid:secret,..."); unset: the var dir's, as the proxy reads it.
+STRANGLER_IDENTITY_SECRET = env_str("STRANGLER_IDENTITY_SECRET", "") or var_secret(
+    var_dir=VAR_DIR, name="identity-secret"
+)
+# The audience this service checks in a signed identity: the name the proxy's table gives it.
+STRANGLER_IDENTITY_AUDIENCE = env_str("STRANGLER_IDENTITY_AUDIENCE", STRANGLER_SERVICE_NAME)
 STRANGLER_ORDERS_URL = env_str("STRANGLER_ORDERS_URL", "http://127.0.0.1:8001")
 STRANGLER_ORDERS_TIMEOUT_S = env_float("STRANGLER_ORDERS_TIMEOUT_S", 2.0)
 STRANGLER_ORDER_REPLICA_WAIT_MS = env_int("STRANGLER_ORDER_REPLICA_WAIT_MS", 1500)

@@ -23,6 +23,9 @@ from strangler_proxy.ratelimit import MemoryBuckets, RedisBuckets
 from strangler_proxy.routes import table_from_dict
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/7")
+#: The admin token of every test gateway (the admin API is closed without one), and its header.
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def aio(test: Callable) -> Callable:
@@ -99,6 +102,7 @@ class Upstream:
 async def gateway(table: dict | None = None, *, monolith: str, shared: bool = False, **config):
     """Start a gateway on 127.0.0.1:0 with `table` (dict form); yield (gateway, base_url)."""
     config.setdefault("access_log", False)
+    config.setdefault("admin_token", ADMIN_TOKEN)
     cfg = ProxyConfig(monolith_url=monolith, **config)
     built = table_from_dict(
         table or {"routes": [{"name": "default", "prefix": "/"}]}, monolith_url=monolith

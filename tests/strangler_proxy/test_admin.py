@@ -7,10 +7,13 @@ import json
 
 import aiohttp
 
-from .conftest import aio, gateway, upstream
+from .conftest import ADMIN, aio, gateway, upstream
 
 
-async def call(method: str, url: str, **kwargs) -> tuple[int, dict | str]:
+async def call(method: str, url: str, *, admin: bool = True, **kwargs) -> tuple[int, dict | str]:
+    """Send one request; an admin one with the test gateway's token and a JSON content type."""
+    if admin:
+        kwargs["headers"] = ADMIN | {"Content-Type": "application/json"} | kwargs.get("headers", {})
     async with aiohttp.ClientSession() as client, client.request(method, url, **kwargs) as resp:
         text = await resp.text()
         try:
@@ -46,7 +49,10 @@ async def test_routes_are_listed_and_one_route_switches_with_who_and_what_record
             assert data["upstream"] == "cand"
             _, changes = await call("GET", base + "/_strangler/changes")
     change = changes["changes"][-1]
-    assert change["who"] == "alice" and change["to_version"] == change["from_version"] + 1
+    # Who: the holder of the token; what the client said of itself is only a claim.
+    assert change["who"] == "admin" and change["claimed_actor"] == "alice"
+    assert change["client"] == "127.0.0.1"
+    assert change["to_version"] == change["from_version"] + 1
     assert change["routes"]["orders"]["from"]["mode"] == "monolith"
     assert change["routes"]["orders"]["to"]["mode"] == "extracted"
 
@@ -83,24 +89,46 @@ async def test_an_invalid_change_is_refused_naming_the_problem_and_the_old_table
 
 
 @aio
-async def test_admin_writes_need_the_admin_token_when_one_is_set():
+async def test_every_admin_endpoint_but_health_needs_the_admin_token_reads_included():
+    token = "s3cret-s3cret-s3cret"
     async with upstream(name="mono") as mono, upstream(name="cand") as cand:
-        async with gateway(table_with(cand.url), monolith=mono.url, admin_token="s3cret") as (
+        async with gateway(table_with(cand.url), monolith=mono.url, admin_token=token) as (
             _,
             base,
         ):
-            status, _ = await call(
-                "PATCH", base + "/_strangler/routes/orders", json={"mode": "monolith"}
-            )
-            assert status == 401
+            for method, path in [("GET", "routes"), ("GET", "diffs"), ("GET", "recordings"),
+                                 ("GET", "metrics"), ("GET", "registry"), ("GET", "changes"),
+                                 ("PATCH", "routes/orders")]:  # fmt: skip
+                status, error = await call(
+                    method, f"{base}/_strangler/{path}", json={"mode": "monolith"}, admin=False
+                )
+                assert status == 401 and error["error"] == "not_authenticated", path
             status, _ = await call(
                 "PATCH",
                 base + "/_strangler/routes/orders",
                 json={"mode": "monolith"},
-                headers={"Authorization": "Bearer s3cret"},
+                headers={"Authorization": f"Bearer {token}"},
             )
             assert status == 200
-            assert (await call("GET", base + "/_strangler/routes"))[0] == 200
+            status, _ = await call(
+                "GET", base + "/_strangler/routes", headers={"Authorization": f"bearer {token}"}
+            )
+            assert status == 200
+            assert (await call("GET", base + "/_strangler/healthz", admin=False))[0] == 200
+
+
+@aio
+async def test_a_proxy_without_any_admin_token_refuses_every_admin_call():
+    async with (
+        upstream(name="mono") as mono,
+        gateway(monolith=mono.url, admin_token=None) as (
+            _,
+            base,
+        ),
+    ):
+        status, error = await call("GET", base + "/_strangler/routes")
+        assert status == 401 and "no admin token" in error["detail"]
+        assert (await call("GET", base + "/_strangler/healthz", admin=False))[0] == 200
 
 
 @aio
@@ -152,8 +180,10 @@ async def test_metrics_are_prometheus_text_per_route_and_upstream(capsys):
 @aio
 async def test_the_dashboard_page_and_health_are_served_by_the_proxy_itself():
     async with upstream(name="mono") as mono, gateway(monolith=mono.url) as (_, base):
-        status, page = await call("GET", base + "/_strangler/")
+        # The page is a shell without data: it loads with no token, and asks for one.
+        status, page = await call("GET", base + "/_strangler/", admin=False)
         assert status == 200 and "<title>strangler proxy</title>" in page
+        assert "sessionStorage" in page and "Authorization" in page
         status, health = await call("GET", base + "/_strangler/healthz")
         assert status == 200 and health["status"] == "ok"
         status, error = await call("GET", base + "/_strangler/nothing")

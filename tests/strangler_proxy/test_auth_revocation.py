@@ -9,18 +9,18 @@ import uuid
 import aiohttp
 from aiohttp import web
 
+from service_kit.identity import HEADER, IdentityError, identity_keys_parse, identity_verify
 from strangler_proxy.auth import EdgeAuth, token_key
 from strangler_proxy.config import ConfigError, ProxyConfig
 from strangler_proxy.discovery import MemoryRegistry
 from strangler_proxy.gateway import Gateway
-from strangler_proxy.identity import HEADER, IdentityError, identity_verify
 from strangler_proxy.ratelimit import MemoryBuckets
 from strangler_proxy.routes import table_from_dict
 from strangler_proxy.sharing import SharedRevocations
 
 from .conftest import REDIS_URL, aio, upstream
 
-SECRET = "revocation-secret"
+SECRET = "revocation-secret-of-at-least-32-bytes"
 
 
 def fake_monolith(tokens: dict[str, dict]):
@@ -44,7 +44,10 @@ def fake_monolith(tokens: dict[str, dict]):
 async def payments_service(request: web.Request) -> web.StreamResponse:
     """An extracted service that trusts only the proxy's signed identity."""
     try:
-        who = identity_verify(header=request.headers.get(HEADER), secret=SECRET)
+        who = identity_verify(
+            header=request.headers.get(HEADER), keys=identity_keys_parse(SECRET),
+            audience="payments", method=request.method, path=request.path,
+        )  # fmt: skip
     except IdentityError as exc:
         return web.json_response({"error": "not_authenticated", "detail": str(exc)}, status=401)
     return web.json_response({"results": [], "user": who.user_id})

@@ -6,7 +6,7 @@ import asyncio
 
 from strangler_proxy.cli import main
 
-from .conftest import aio, gateway, upstream
+from .conftest import ADMIN_TOKEN, aio, gateway, upstream
 
 
 def test_check_names_the_route_and_problem_of_a_bad_file(tmp_path, capsys):
@@ -21,8 +21,13 @@ def test_check_names_the_route_and_problem_of_a_bad_file(tmp_path, capsys):
     assert main(["check", str(good)]) == 0
 
 
+def test_routes_set_switches_a_route_through_the_admin_api(capsys, monkeypatch):
+    monkeypatch.setenv("STRANGLER_ADMIN_TOKEN", ADMIN_TOKEN)  # the variable wins over var dir
+    _routes_set(capsys)
+
+
 @aio
-async def test_routes_set_switches_a_route_through_the_admin_api(capsys):
+async def _routes_set(capsys):
     async with upstream(name="mono") as mono, upstream(name="cand") as cand:
         table = {
             "services": {"pay": {"url": cand.url}},
@@ -41,11 +46,21 @@ async def test_routes_set_switches_a_route_through_the_admin_api(capsys):
     assert gw.table.route("pay").mode == "canary:25"
     assert "pay: mode canary:25 (service pay)" in out.out
     assert "mode 'sideways' is not one of" in out.err
-    assert gw.changes[-1]["who"].startswith("cli:")
+    assert gw.changes[-1]["who"] == "admin"  # the token's holder
+    assert gw.changes[-1]["claimed_actor"].startswith("cli:")
+
+
+def test_the_top_level_routes_command_finds_the_token_in_the_var_dir(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("STRANGLER_ADMIN_TOKEN", raising=False)
+    monkeypatch.setenv("STRANGLER_VAR_DIR", str(tmp_path))
+    token = tmp_path / "admin-token"
+    token.write_text(ADMIN_TOKEN + "\n")
+    token.chmod(0o600)
+    _top_level_routes(capsys)
 
 
 @aio
-async def test_the_top_level_routes_command_lists_the_routes_in_force(capsys):
+async def _top_level_routes(capsys):
     from strangler_proxy import routes_cli
 
     async with upstream(name="mono") as mono, gateway(monolith=mono.url) as (_, base):

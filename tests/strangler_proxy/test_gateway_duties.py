@@ -10,13 +10,21 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from service_kit.identity import (
+    HEADER,
+    Identity,
+    IdentityError,
+    identity_keys_parse,
+    identity_sign,
+    identity_verify,
+)
 from strangler_proxy import client as registry_client
 from strangler_proxy.discovery import MemoryRegistry, RedisRegistry
-from strangler_proxy.identity import HEADER, Identity, IdentityError, identity_sign, identity_verify
 
-from .conftest import REDIS_URL, aio, gateway, upstream
+from .conftest import ADMIN, REDIS_URL, aio, gateway, upstream
 
-SECRET = "test-secret"
+SECRET = "k1:test-secret-of-at-least-32-bytes!!"
+KEYS = identity_keys_parse(SECRET)
 
 
 def monolith_with_users(tokens: dict[str, dict], calls: list):
@@ -31,7 +39,10 @@ def monolith_with_users(tokens: dict[str, dict], calls: list):
             return web.json_response({"error": "not_authenticated"}, status=401)
         header = request.headers.get(HEADER)
         try:
-            who = identity_verify(header=header, secret=SECRET).user_id
+            who = identity_verify(
+                header=header, keys=KEYS, audience="monolith", method=request.method,
+                path=request.path,
+            ).user_id  # fmt: skip
         except IdentityError as exc:
             who = f"refused: {exc}"
         return web.json_response({"who": who, "path": request.path})
@@ -45,17 +56,19 @@ async def fetch(url: str, **kwargs) -> tuple[int, dict, dict]:
 
 
 def test_identity_headers_verify_and_refuse_forged_or_stale_ones():
-    header = identity_sign(identity=Identity(user_id="7", email="a@b.c"), secret=SECRET, ttl=30)
-    assert identity_verify(header=header, secret=SECRET) == Identity(user_id="7", email="a@b.c")
+    bound = {"audience": "monolith", "method": "GET", "path": "/api/orders/"}
+    header = identity_sign(identity=Identity(user_id="7", email="a@b.c"), keys=KEYS, **bound)
+    assert identity_verify(header=header, keys=KEYS, **bound) == Identity("7", "a@b.c")
+    other = identity_keys_parse("k1:another-secret-of-at-least-32-bytes")
     with pytest.raises(IdentityError, match="bad signature"):
-        identity_verify(header=header, secret="other")
+        identity_verify(header=header, keys=other, **bound)
     with pytest.raises(IdentityError, match="expired"):
-        identity_verify(header=header, secret=SECRET, now=time.time() + 60)
+        identity_verify(header=header, keys=KEYS, now=time.time() + 60, **bound)
     with pytest.raises(IdentityError, match="missing"):
-        identity_verify(header=None, secret=SECRET)
-    body, _, sig = header.partition(".")
+        identity_verify(header=None, keys=KEYS, **bound)
+    body, _, sig = header.rpartition(".")
     with pytest.raises(IdentityError):
-        identity_verify(header=body[:-2] + "xx." + sig, secret=SECRET)
+        identity_verify(header=body[:-2] + "xx." + sig, keys=KEYS, **bound)
 
 
 @aio
@@ -69,7 +82,10 @@ async def test_a_valid_token_is_checked_once_and_forwarded_as_a_signed_identity(
                     base + "/api/orders/", headers={"Authorization": "Bearer good"}
                 )
                 assert (status, data["who"]) == (200, "42")
-            forged = identity_sign(identity=Identity(user_id="1"), secret=SECRET)
+            forged = identity_sign(
+                identity=Identity(user_id="1"), keys=identity_keys_parse("k1:" + "f" * 32),
+                audience="monolith", method="GET", path="/api/orders/",
+            )  # fmt: skip
             _, _, data = await fetch(
                 base + "/api/orders/", headers={"Authorization": "Bearer bad", HEADER: forged}
             )
@@ -207,12 +223,15 @@ async def test_the_proxy_balances_over_registered_instances_and_drops_expired_on
             await asyncio.sleep(1.1)
             served = {(await fetch(base + "/api/users/"))[2]["upstream"] for _ in range(4)}
             assert served == {"a"}
-            status, _, registry = await fetch(base + "/_strangler/registry")
+            status, _, registry = await fetch(base + "/_strangler/registry", headers=ADMIN)
             assert registry["registered"]["users"] == [a.url]
 
 
 async def _post(url: str, body: dict):
-    async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body, headers=ADMIN) as resp,
+    ):
         return resp.status, dict(resp.headers), await resp.json()
 
 

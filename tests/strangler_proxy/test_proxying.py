@@ -8,7 +8,7 @@ import tracemalloc
 import aiohttp
 from aiohttp import web
 
-from strangler_proxy.identity import HEADER as IDENTITY_HEADER
+from service_kit.identity import HEADER as IDENTITY_HEADER
 
 from .conftest import aio, gateway, raw_http, raw_upstream, upstream
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from .conftest import aio, gateway, upstream
+from .conftest import ADMIN, aio, gateway, upstream
 
 
 def _table(candidate_url: str, settle_ms: int) -> dict:
@@ -37,7 +37,7 @@ async def _shadow_figures(candidate_handler, settle_ms: int) -> dict:
         async with client.get(base + "/api/payments/") as resp:
             assert resp.status == 200
         await gw.shadow.drain()
-        async with client.get(base + "/_strangler/diffs?route=payments") as resp:
+        async with client.get(base + "/_strangler/diffs?route=payments", headers=ADMIN) as resp:
             return (await resp.json())["routes"]["payments"]
 
 
@@ -98,6 +98,6 @@ async def test_a_candidate_that_catches_up_while_the_monolith_moves_on_is_not_a_
             assert (await resp.json()) == {"count": 1}
         monolith_calls.append(1)  # the monolith has moved on to 2 before the re-check
         await gw.shadow.drain()
-        async with client.get(base + "/_strangler/diffs?route=payments") as resp:
+        async with client.get(base + "/_strangler/diffs?route=payments", headers=ADMIN) as resp:
             figures = (await resp.json())["routes"]["payments"]
     assert (figures["compared"], figures["diffs"]) == (1, 0)

@@ -22,7 +22,7 @@ from strangler_proxy.gateway import Gateway
 from strangler_proxy.ratelimit import MemoryBuckets
 from strangler_proxy.routes import table_from_dict
 
-from .conftest import aio, upstream
+from .conftest import ADMIN, ADMIN_TOKEN, aio, upstream
 
 SERVE = "import sys; from strangler_proxy.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -30,7 +30,7 @@ SERVE = "import sys; from strangler_proxy.cli import main; sys.exit(main(sys.arg
 async def patch(base: str, route: str, change: dict) -> int:
     async with (
         aiohttp.ClientSession() as client,
-        client.patch(f"{base}/_strangler/routes/{route}", json=change) as resp,
+        client.patch(f"{base}/_strangler/routes/{route}", json=change, headers=ADMIN) as resp,
     ):
         return resp.status
 
@@ -65,8 +65,9 @@ async def test_a_route_switched_on_one_worker_is_switched_on_the_others(tmp_path
             monolith_url=mono.url,
         )
         config = ProxyConfig(
-            monolith_url=mono.url, access_log=False, shared_state=str(tmp_path / "routes.json")
-        )
+            monolith_url=mono.url, access_log=False, shared_state=str(tmp_path / "routes.json"),
+            admin_token=ADMIN_TOKEN,
+        )  # fmt: skip
         workers, bases = await start_workers(config, table, 3)
         try:
             assert {await served_by(b, "/api/orders/") for b in bases} == {"monolith"}
@@ -74,7 +75,7 @@ async def test_a_route_switched_on_one_worker_is_switched_on_the_others(tmp_path
             await asyncio.sleep(0.3)
             assert [gw.table.version for gw in workers] == [2, 2, 2]
             assert {await served_by(b, "/api/orders/") for b in bases} == {"orders"}
-            assert all(gw.changes[-1]["who"].startswith("admin@") for gw in workers)
+            assert all(gw.changes[-1]["who"] == "admin" for gw in workers)
             # The next change builds on the shared table wherever it is made.
             assert await patch(bases[2], "rest", {"mode": "extracted", "service": "orders"}) == 200
             await asyncio.sleep(0.3)
@@ -97,8 +98,9 @@ async def test_a_metrics_scrape_through_any_worker_counts_every_workers_requests
     async with upstream(name="mono") as mono:
         table = table_from_dict({"routes": [{"name": "all", "prefix": "/"}]}, monolith_url=mono.url)
         config = ProxyConfig(
-            monolith_url=mono.url, access_log=False, shared_state=str(tmp_path / "routes.json")
-        )
+            monolith_url=mono.url, access_log=False, shared_state=str(tmp_path / "routes.json"),
+            admin_token=ADMIN_TOKEN,
+        )  # fmt: skip
         workers, bases = await start_workers(config, table, 3)
         try:
             async with aiohttp.ClientSession() as client:
@@ -109,7 +111,7 @@ async def test_a_metrics_scrape_through_any_worker_counts_every_workers_requests
                             assert resp.status == 200
 
                 async def total(base: str) -> int:
-                    async with client.get(base + "/_strangler/metrics") as resp:
+                    async with client.get(base + "/_strangler/metrics", headers=ADMIN) as resp:
                         text = await resp.text()
                     line = 'strangler_requests_total{route="all",upstream="monolith",code="2xx"} '
                     found = [int(x.removeprefix(line)) for x in text.splitlines() if line in x]
@@ -155,17 +157,20 @@ def _json(conn: http.client.HTTPConnection, path: str) -> dict:
 
 
 def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback http)
+    request = urllib.request.Request(url, headers=ADMIN)  # noqa: S310 (loopback http)
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 (loopback http)
         return json.loads(resp.read())
 
 
-def test_strangler_proxy_workers_all_serve_a_change_made_through_one_of_them():
+def test_strangler_proxy_workers_all_serve_a_change_made_through_one_of_them(tmp_path):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "STRANGLER_MONOLITH_URL": "http://127.0.0.1:9",
         "STRANGLER_ACCESS_LOG": "0",
+        "STRANGLER_VAR_DIR": str(tmp_path),
+        "STRANGLER_ADMIN_TOKEN": ADMIN_TOKEN,
     }
     env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
@@ -185,7 +190,7 @@ def test_strangler_proxy_workers_all_serve_a_change_made_through_one_of_them():
         assert len(pids) == 2, f"reached {len(pids)} worker(s)"
         request = urllib.request.Request(  # noqa: S310 (loopback http)
             base + "/_strangler/routes/default", data=b'{"timeout": 7.5}', method="PATCH",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **ADMIN},
         )  # fmt: skip
         with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 (loopback http)
             assert resp.status == 200
@@ -225,7 +230,7 @@ def test_strangler_proxy_workers_all_serve_a_change_made_through_one_of_them():
         ):
             with _connection(port) as conn:
                 pid = _json(conn, "/_strangler/healthz")["pid"]
-                conn.request("GET", "/_strangler/metrics")
+                conn.request("GET", "/_strangler/metrics", headers=ADMIN)
                 scraped[pid] = conn.getresponse().read().decode()
             time.sleep(0.05)
         assert set(scraped) == set(pids)

@@ -8,8 +8,8 @@ import pytest
 
 from extracted.payments.models import OrderReplica, Payment
 from outbox.models import OutboxEvent
+from service_kit.identity import HEADER
 from service_kit.payment_provider import DECLINE_CARD, INSUFFICIENT_FUNDS_CARD, TIMEOUT_CARD
-from strangler_proxy.identity import HEADER
 
 from .conftest import signed
 
@@ -139,6 +139,10 @@ def test_paying_an_unknown_order_the_owner_cannot_confirm_is_a_503(auth_client, 
         ({HEADER: signed(7, secret="someone-elses-secret")}, "authentication_failed"),
         ({HEADER: signed(7, ttl=-5)}, "authentication_failed"),
         ({HEADER: signed("seven")}, "authentication_failed"),
+        # Replayed from another request: signed for another service, method or path.
+        ({HEADER: signed(7, audience="monolith")}, "authentication_failed"),
+        ({HEADER: signed(7, method="GET")}, "authentication_failed"),
+        ({HEADER: signed(7, path="/api/payments/other/")}, "authentication_failed"),
     ],
 )
 def test_a_request_without_a_valid_signed_identity_is_a_401(
@@ -158,7 +162,7 @@ def test_a_request_without_a_valid_signed_identity_is_a_401(
 
 
 def test_a_stale_identity_is_refused_naming_its_expiry(api_client):
-    stale = signed(7, ttl=60, now=time.time() - 120)
+    stale = signed(7, method="GET", ttl=30, now=time.time() - 120)
 
     response = api_client.get("/api/payments/", headers={HEADER: stale})
 
