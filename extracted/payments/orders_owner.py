@@ -3,8 +3,9 @@
 `GET {STRANGLER_ORDERS_URL}/api/orders/{id}/` with the caller's own credentials forwarded
 (`Authorization`, and `X-Request-ID` to follow the request), so the owner applies its own rule:
 someone else's order does not exist. The caller's `X-Strangler-Identity` is not forwarded: the
-proxy signed it for this service, method and path, so any other service refuses it. Asked before every charge and refund, so money never moves
-on a replica that has not heard yet of a cancel or a shipment (`replicas.order_replica_refresh`).
+proxy signed it for this service, method and path, so any other service refuses it. Asked
+before every charge and refund, so money never moves on a replica that has not heard yet of a
+cancel or a shipment (`replicas.order_replica_refresh`).
 """
 
 from __future__ import annotations

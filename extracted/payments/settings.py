@@ -6,9 +6,9 @@
 | `MONOLITH_DATABASE_URL` | (unset) | the monolith's database, read only, for backfill/reconcile |
 | `BROKER_URL` | `filesystem://` under var | where its outbox publishes and its consumer reads |
 | `OUTBOX_RELAY_POLL_S` | `1.0` on PostgreSQL, `0.2` on SQLite | the relay's polling interval |
-| `STRANGLER_IDENTITY_SECRET` | `$STRANGLER_VAR_DIR/identity-secret` (made once) | identity keys shared with the proxy (`kid:secret,...`) |
-| `STRANGLER_IDENTITY_AUDIENCE` | `payments` | the audience it accepts in a signed identity |
-| `STRANGLER_SECRET_KEY` | `$STRANGLER_VAR_DIR/secret-key` (made once) | Django's `SECRET_KEY` |
+| `STRANGLER_IDENTITY_SECRET` | `var/identity-secret` (made once) | keys shared with the proxy |
+| `STRANGLER_IDENTITY_AUDIENCE` | `payments` | its audience in a signed identity |
+| `STRANGLER_SECRET_KEY` | `var/secret-key` (made once) | Django's `SECRET_KEY` |
 | `STRANGLER_ORDERS_URL` | `http://127.0.0.1:8001` | orders owner, asked before money moves |
 | `STRANGLER_ORDERS_TIMEOUT_S` | `2.0` | patience with the orders owner |
 | `STRANGLER_ORDER_REPLICA_WAIT_MS` | `1500` | wait for an in-flight `order.placed` |

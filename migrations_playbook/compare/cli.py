@@ -273,8 +273,10 @@ def _shadow_pass(stack, label, evidence: ev.Evidence, args, out, tests, progress
         route.name: route.after_mode if label == "after" else route.before_mode
         for route in evidence.routes
     }
+    # The stack's proxy has the token its runner made in the stack's var dir.
+    token = ev.admin_token(environ=stack.env, var_dir=stack.var_dir)
     for route in evidence.routes:
-        problem = ev.set_route_mode(stack.url, route.name, "shadow")
+        problem = ev.set_route_mode(stack.url, route.name, "shadow", token=token)
         if problem:
             route.shadow_note = f"no shadow run: {problem}"
             return
@@ -295,8 +297,8 @@ def _shadow_pass(stack, label, evidence: ev.Evidence, args, out, tests, progress
         "junit": [Path(p).name for p in run.junit],
     }
     for route in evidence.routes:
-        route.shadow, route.shadow_note = ev.shadow_figures(stack.url, route.name)
-        problem = ev.set_route_mode(stack.url, route.name, final[route.name])
+        route.shadow, route.shadow_note = ev.shadow_figures(stack.url, route.name, token=token)
+        problem = ev.set_route_mode(stack.url, route.name, final[route.name], token=token)
         if problem:
             evidence.notes.append(
                 f"could not put {route.name} back to {final[route.name]}: {problem}"

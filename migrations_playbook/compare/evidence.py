@@ -3,6 +3,9 @@
 Every source may be missing (a deployment without a proxy, a step without a reconcile gate, a
 service whose command fails): each function then returns None or a note saying why, and the
 report prints that note instead of a figure. Nothing here raises for an absent source.
+
+The proxy's admin API needs its token: each call takes `token`, else finds it as every client
+does (STRANGLER_ADMIN_TOKEN, else ``$STRANGLER_VAR_DIR/admin-token``: `admin_token`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import requests
 
 from migrations_playbook.databases import service_environment
 from migrations_playbook.stepfile import Step
+from service_kit.var_secrets import SecretFileError, secret_find
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "/_strangler"
@@ -88,10 +92,29 @@ def routes_moved_by_steps(steps: dict[int, Step], before: int, after: int) -> li
     return moved
 
 
-def proxy_routes(base_url: str) -> dict[str, Any] | None:
+def admin_token(
+    *, environ: dict[str, str] | None = None, var_dir: Path | None = None
+) -> str | None:
+    """Return the proxy admin token a client finds: the variable, else the var dir's file."""
+    try:
+        return secret_find(
+            variable="STRANGLER_ADMIN_TOKEN", name="admin-token", environ=environ, var_dir=var_dir
+        )
+    except SecretFileError:
+        return None
+
+
+def _admin_headers(token: str | None) -> dict[str, str]:
+    token = token or admin_token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def proxy_routes(base_url: str, *, token: str | None = None) -> dict[str, Any] | None:
     """Return the route table a proxy at `base_url` has in force, or None if it is no proxy."""
     try:
-        response = requests.get(f"{base_url}{ADMIN}/routes", timeout=TIMEOUT_S)
+        response = requests.get(
+            f"{base_url}{ADMIN}/routes", headers=_admin_headers(token), timeout=TIMEOUT_S
+        )
         table = response.json() if response.status_code == 200 else None
     except (requests.RequestException, ValueError):
         return None
@@ -127,10 +150,15 @@ def routes_moved_by_tables(before: dict[str, Any], after: dict[str, Any]) -> lis
     return moved
 
 
-def shadow_figures(base_url: str, route: str) -> tuple[dict[str, Any] | None, str]:
+def shadow_figures(
+    base_url: str, route: str, *, token: str | None = None
+) -> tuple[dict[str, Any] | None, str]:
     """Return (figures, note): the proxy's compared/diffs/diff_rate for `route`, and top paths."""
     try:
-        response = requests.get(f"{base_url}{ADMIN}/diffs", params={"route": route}, timeout=5)
+        response = requests.get(
+            f"{base_url}{ADMIN}/diffs", params={"route": route}, headers=_admin_headers(token),
+            timeout=5,
+        )  # fmt: skip
         data = response.json()
     except (requests.RequestException, ValueError) as exc:
         return (
@@ -153,13 +181,13 @@ def shadow_figures(base_url: str, route: str) -> tuple[dict[str, Any] | None, st
     return figures | {"top_paths": top, "proxy": base_url}, ""
 
 
-def set_route_mode(base_url: str, route: str, mode: str) -> str | None:
+def set_route_mode(base_url: str, route: str, mode: str, *, token: str | None = None) -> str | None:
     """Switch `route` to `mode` on the proxy at `base_url`; return why not, or None."""
     try:
         response = requests.patch(
             f"{base_url}{ADMIN}/routes/{route}",
             json={"mode": mode},
-            headers={"X-Strangler-Actor": "strangler compare"},
+            headers={"X-Strangler-Actor": "strangler compare", **_admin_headers(token)},
             timeout=TIMEOUT_S,
         )
     except requests.RequestException as exc:

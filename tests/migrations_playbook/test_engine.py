@@ -18,6 +18,7 @@ from migrations_playbook.engine import Engine
 from migrations_playbook.gates import GateResult
 from migrations_playbook.state import state_read
 from migrations_playbook.stepfile import steps_load
+from service_kit.var_secrets import var_secret
 from strangler_proxy.config import ProxyConfig
 from strangler_proxy.gateway import Gateway
 
@@ -25,16 +26,23 @@ STEPS = steps_load()
 
 
 class ProxyThread:
-    """The real gateway on 127.0.0.1:0, in a thread with its own event loop."""
+    """The real gateway on 127.0.0.1:0, in a thread with its own event loop.
 
-    def __init__(self) -> None:
+    Its admin token is the var dir's, as `strangler up` makes it: the CLI finds it there.
+    """
+
+    def __init__(self, var_dir: Path) -> None:
+        self.var_dir = var_dir
+        self.token = var_secret(var_dir=var_dir, name="admin-token")
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        config = ProxyConfig(monolith_url="http://127.0.0.1:9", access_log=False)
+        config = ProxyConfig(
+            monolith_url="http://127.0.0.1:9", access_log=False, admin_token=self.token
+        )
         self.gateway = Gateway(config=config)
         port = self.loop.run_until_complete(self.gateway.start(host="127.0.0.1", port=0))
         self.url = f"http://127.0.0.1:{port}"
@@ -51,10 +59,14 @@ class ProxyThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
+    def admin(self) -> ProxyAdmin:
+        """Return an admin client that finds the token in the var dir."""
+        return ProxyAdmin(self.url, var_dir=self.var_dir, environ={})
+
 
 @pytest.fixture
-def proxy() -> Iterator[ProxyThread]:
-    with ProxyThread() as running:
+def proxy(tmp_path) -> Iterator[ProxyThread]:
+    with ProxyThread(tmp_path) as running:
         yield running
 
 
@@ -91,7 +103,7 @@ class Fakes:
 def _engine(proxy: ProxyThread, tmp_path: Path, fakes: Fakes) -> Engine:
     return Engine(
         steps=STEPS,
-        proxy=ProxyAdmin(proxy.url),
+        proxy=proxy.admin(),
         var_dir=tmp_path,
         environ={},
         say=fakes.lines.append,
@@ -102,7 +114,7 @@ def _engine(proxy: ProxyThread, tmp_path: Path, fakes: Fakes) -> Engine:
 
 
 def _mode(proxy: ProxyThread) -> str:
-    return ProxyAdmin(proxy.url).route_modes()["payments"]["mode"]
+    return proxy.admin().route_modes()["payments"]["mode"]
 
 
 def test_plan_lists_every_action_apply_will_take_in_order(proxy, tmp_path):
@@ -132,7 +144,7 @@ def test_apply_does_what_the_plan_said_and_a_second_apply_changes_nothing(proxy,
     assert said == planned
     assert _mode(proxy) == "extracted"
     assert [argv[-1] for _, argv in fakes.commands if "payments_backfill" in argv] == ["500"]
-    version = ProxyAdmin(proxy.url).routes()["version"]
+    version = proxy.admin().routes()["version"]
 
     fakes.lines.clear()
     fakes.commands.clear()
@@ -140,7 +152,7 @@ def test_apply_does_what_the_plan_said_and_a_second_apply_changes_nothing(proxy,
     assert engine.apply(1) is True
     assert fakes.commands == []
     assert fakes.lines == ["step 1: nothing to do (routes at extracted)"]
-    assert ProxyAdmin(proxy.url).routes()["version"] == version
+    assert proxy.admin().routes()["version"] == version
 
 
 def test_a_failed_gate_stops_apply_before_the_stage_and_says_which_and_by_how_much(proxy, tmp_path):

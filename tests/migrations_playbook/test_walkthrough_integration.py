@@ -282,7 +282,8 @@ def test_walk_to_step_1_through_every_stage_back_and_forward_under_traffic(serve
         cli = ["--proxy", proxy_url, "--var-dir", str(var_dir), "--steps-dir", str(steps_dir)]
         env = env | {"STRANGLER_IDENTITY_SECRET": (var_dir / "identity-secret").read_text()}
         step = steps_load(steps_dir)[1]
-        ctx = GateContext(step=step, proxy=ProxyAdmin(proxy_url), environ=env, var_dir=var_dir,
+        admin = ProxyAdmin(proxy_url, var_dir=var_dir)  # the token the stack made there
+        ctx = GateContext(step=step, proxy=admin, environ=env, var_dir=var_dir,
                           say=lambda line: None)  # fmt: skip
         lag = step.gates["outbox_lag"]
 
@@ -302,7 +303,7 @@ def test_walk_to_step_1_through_every_stage_back_and_forward_under_traffic(serve
             upstreams[mode] = report["service_count"]
             load.resume()
         walk_s = time.monotonic() - walk_started
-        assert ProxyAdmin(proxy_url).diffs("payments")["compared"] >= 20
+        assert admin.diffs("payments")["compared"] >= 20
 
         rollback_started = time.monotonic()
         output = _playbook(env, "rollback", "1", *cli)

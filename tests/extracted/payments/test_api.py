@@ -136,7 +136,7 @@ def test_paying_an_unknown_order_the_owner_cannot_confirm_is_a_503(auth_client, 
         ({}, "not_authenticated"),
         ({"Authorization": "Bearer unknown-token"}, "authentication_failed"),
         ({HEADER: "not-signed"}, "authentication_failed"),
-        ({HEADER: signed(7, secret="someone-elses-secret")}, "authentication_failed"),
+        ({HEADER: signed(7, secret="someone-elses-secret-of-32-bytes")}, "authentication_failed"),
         ({HEADER: signed(7, ttl=-5)}, "authentication_failed"),
         ({HEADER: signed("seven")}, "authentication_failed"),
         # Replayed from another request: signed for another service, method or path.
