@@ -1,15 +1,24 @@
-"""A logout through the proxy revokes the token at once: here, in other workers and proxies."""
+"""A logout (one token) or a password change (every token of its user) through the proxy is
+forgotten at once: here, in other workers and in other proxies; and so is a revocation a half
+publishes (`user:<id>`)."""
 
 # ruff: noqa: SIM117  (upstreams, then the gateways that need their URLs: clearer nested)
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 
 import aiohttp
 from aiohttp import web
 
-from service_kit.identity import HEADER, IdentityError, identity_keys_parse, identity_verify
+from service_kit.identity import (
+    HEADER,
+    Identity,
+    IdentityError,
+    identity_keys_parse,
+    identity_verify,
+)
 from strangler_proxy.auth import EdgeAuth, token_key
 from strangler_proxy.config import ConfigError, ProxyConfig
 from strangler_proxy.discovery import MemoryRegistry
@@ -24,10 +33,19 @@ SECRET = "revocation-secret-of-at-least-32-bytes"
 
 
 def fake_monolith(tokens: dict[str, dict]):
-    """/api/users/me/ resolves tokens; POST /api/auth/logout/ deletes the caller's token."""
+    """/api/users/me/ resolves tokens; POST /api/auth/logout/ deletes the caller's token;
+    PATCH /api/users/me/ with a password deletes every token of the caller."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if request.path == "/api/users/me/" and request.method == "PATCH":
+            user = tokens.get(token)
+            if user is None:
+                return web.json_response({"error": "not_authenticated"}, status=401)
+            if "password" in await request.json():
+                for key in [k for k, v in tokens.items() if v["id"] == user["id"]]:
+                    del tokens[key]
+            return web.json_response(user)
         if request.path == "/api/users/me/":
             if token in tokens:
                 return web.json_response(tokens[token])
@@ -188,3 +206,90 @@ def test_the_logout_endpoint_is_configurable_or_off():
         assert "STRANGLER_AUTH_LOGOUT" in str(exc)
     else:
         raise AssertionError("a malformed logout setting was accepted")
+
+
+async def patch_password(base: str, token: str) -> int:
+    async with (
+        aiohttp.ClientSession() as client,
+        client.patch(
+            base + "/api/users/me/", json={"password": "n3w", "current_password": "old"},
+            headers={"Authorization": f"Bearer {token}"},
+        ) as resp,
+    ):  # fmt: skip
+        await resp.read()
+        return resp.status
+
+
+@aio
+async def test_a_password_change_through_the_proxy_forgets_every_token_of_the_user_at_once():
+    # No Redis, one process: the embedded default.
+    tokens = {"laptop": {"id": 7}, "phone": {"id": 7}, "other": {"id": 8}}
+    async with upstream(fake_monolith(tokens)) as mono, upstream(payments_service) as svc:
+        async with proxies(1, payments_table(mono.url, svc.url), monolith_url=mono.url) as (
+            _, [base],
+        ):  # fmt: skip
+            for token in ("laptop", "phone", "other"):
+                assert await call("GET", base + "/api/payments/", token) == 200
+            assert await patch_password(base, "laptop") == 200
+            # No wait: the phone's token, never used in the change, is refused at once.
+            assert await call("GET", base + "/api/payments/", "phone") == 401
+            assert await call("GET", base + "/api/payments/", "laptop") == 401
+            assert await call("GET", base + "/api/payments/", "other") == 200
+
+
+@aio
+async def test_a_password_change_through_one_worker_is_forgotten_by_the_others(tmp_path):
+    tokens = {"laptop": {"id": 7}, "phone": {"id": 7}}
+    async with upstream(fake_monolith(tokens)) as mono, upstream(payments_service) as svc:
+        state = str(tmp_path / "routes.json")
+        async with proxies(
+            3, payments_table(mono.url, svc.url), monolith_url=mono.url, shared_state=state
+        ) as (_, bases):
+            for base in bases:
+                assert await call("GET", base + "/api/payments/", "phone") == 200
+            assert await patch_password(bases[0], "laptop") == 200
+            assert [await call("GET", b + "/api/payments/", "phone") for b in bases[1:]] == [
+                401, 401,
+            ]  # fmt: skip
+
+
+@aio
+async def test_a_user_revocation_a_half_publishes_is_applied_by_every_proxy(settings):
+    from service_kit.revocations import revocation_publish
+
+    tokens = {"laptop": {"id": 7}, "other": {"id": 8}}
+    channel = f"strangler-test:revoked:{uuid.uuid4().hex}"
+    async with upstream(fake_monolith(tokens)) as mono, upstream(payments_service) as svc:
+        async with proxies(
+            2, payments_table(mono.url, svc.url), monolith_url=mono.url, redis_url=REDIS_URL,
+            revoke_channel=channel,
+        ) as (gateways, bases):  # fmt: skip
+            for base in bases:
+                assert await call("GET", base + "/api/payments/", "laptop") == 200
+                assert await call("GET", base + "/api/payments/", "other") == 200
+            del tokens["laptop"]  # revoked at the half, out of the proxies' sight
+            assert await call("GET", bases[0] + "/api/payments/", "laptop") == 200  # cached
+            settings.REDIS_URL, settings.STRANGLER_AUTH_REVOKE_CHANNEL = REDIS_URL, channel
+            await asyncio.to_thread(revocation_publish, user_id=7)
+            for _ in range(100):  # the message crosses Redis: give it up to a second
+                if all(gw.auth.revocations for gw in gateways):
+                    break
+                await asyncio.sleep(0.01)
+            for base in bases:
+                assert await call("GET", base + "/api/payments/", "laptop") == 401
+                assert await call("GET", base + "/api/payments/", "other") == 200
+
+
+def test_the_workers_ring_carries_user_revocations(tmp_path):
+    writer = SharedRevocations(str(tmp_path / "state.revoked"))
+    reader = SharedRevocations(str(tmp_path / "state.revoked"))
+    auth = EdgeAuth(ttl=30)
+    for key, user in ((token_key("Bearer a"), "7"), (token_key("Bearer b"), "7"),
+                      (token_key("Bearer c"), "8")):  # fmt: skip
+        auth._cache[key] = (float("inf"), Identity(user_id=user))
+        auth._by_user.setdefault(user, set()).add(key)
+    writer.publish("user:7")
+    reader.apply(auth)
+    assert set(auth._cache) == {token_key("Bearer c")}
+    writer.close()
+    reader.close()

@@ -348,3 +348,58 @@ async def test_on_the_fast_path_answer_headers_pass_as_spelled_and_hop_by_hop_on
     head, _, body = private.partition(b"\r\n\r\n")
     assert b"X-Private" not in head and b"Set-Cookie: a=1" in head and body == b"ok"
     assert gw.fast_served == 3
+
+
+def _chunked(trailers: bytes) -> bytes:
+    return (
+        b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n" + trailers + b"\r\n"
+    )
+
+
+@aio
+async def test_trailers_are_dropped_never_forwarded_nor_taken_for_headers():
+    async with upstream() as up, gateway(monolith=up.url) as (gw, base):
+        answer = await raw_http(
+            base, _chunked(b"Authorization: Bearer stolen\r\nX-Smuggled: 1\r\nHost: evil\r\n")
+        )
+    assert answer.startswith(b"HTTP/1.1 200")
+    seen = up.seen[0].headers
+    assert "X-Smuggled" not in seen and "Authorization" not in seen
+    assert seen["X-Forwarded-Host"] == "t"
+    assert gw.auth.lookups == 0  # nobody was asked who "stolen" is
+
+
+@aio
+async def test_trailers_count_against_the_head_limits():
+    async with upstream() as up, gateway(monolith=up.url) as (_, base):
+        many = await raw_http(base, _chunked(b"X-A: 1\r\n" * 200))
+        large = await raw_http(base, _chunked(b"X-A: " + b"a" * 100_000 + b"\r\n"))
+    for answer in (many, large):
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:80]
+        assert b'"header_too_large"' in answer
+
+
+@aio
+async def test_a_head_of_more_than_128_header_lines_is_refused():
+    async with upstream() as up, gateway(monolith=up.url) as (_, base):
+        answer = await raw_http(base, b"GET /x HTTP/1.1\r\n" + b"X-A: 1\r\n" * 129 + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 431") and up.seen == []
+
+
+@aio
+async def test_a_fragment_or_an_invalid_escape_in_the_target_gets_a_400_json_answer(caplog):
+    async with upstream() as up, gateway(monolith=up.url) as (_, base):
+        fragment = await raw_http(base, b"GET /a#b HTTP/1.1\r\nHost: t\r\n\r\n")
+        answers = [
+            await raw_http(
+                base, f"GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".encode()
+            )
+            for target in ("/api/%ff", "/api/%zz", "/api/%ff?q=1")
+        ]
+        after = await raw_http(base, b"GET /fine HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert fragment.startswith(b"HTTP/1.1 400") and b'"bad_request"' in fragment
+    for answer in answers:
+        assert answer.startswith(b"HTTP/1.1 400") and b'"path_refused"' in answer
+    assert after.startswith(b"HTTP/1.1 200")
+    assert len(up.seen) == 1 and "Traceback" not in caplog.text

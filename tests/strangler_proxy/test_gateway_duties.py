@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import aiohttp
@@ -323,3 +324,112 @@ async def test_the_overview_fans_out_in_parallel_and_marks_a_failed_part():
     assert data["partial"] is True and data["payments"] is None
     assert data["errors"] == {"payments": "monolith answered 500"}
     assert elapsed < 0.9, f"parts ran one after another ({elapsed:.2f}s)"
+
+
+def service_verifying(audience: str, *, status: int = 200):
+    """A half that answers `{"who"}` for the identity signed for it (aud, method, path), 401
+    for any other; with `status` >= 500 it fails every request instead."""
+
+    async def handler(request):
+        if status >= 500:
+            return web.json_response({"error": "down"}, status=status)
+        try:
+            who = identity_verify(
+                header=request.headers.get(HEADER), keys=KEYS, audience=audience,
+                method=request.method, path=request.path,
+            ).user_id  # fmt: skip
+        except IdentityError as exc:
+            return web.json_response({"error": "authentication_failed", "detail": str(exc)}, 401)
+        return web.json_response({"who": who, "by": audience})
+
+    return handler
+
+
+def _users(calls: list):
+    return monolith_with_users({"good": {"id": 42, "email": "u@example.com"}}, calls)
+
+
+@aio
+async def test_each_half_gets_an_identity_signed_for_itself_in_shadow_fallback_and_overview():
+    calls: list = []
+    async with (
+        upstream(_users(calls), name="mono") as mono,
+        upstream(service_verifying("orders"), name="orders") as orders,
+        upstream(service_verifying("payments", status=503), name="payments") as payments,
+    ):
+        table = {
+            "services": {"orders": {"url": orders.url, "health_path": None},
+                         "payments": {"url": payments.url, "health_path": None}},
+            "routes": [
+                {"name": "shadowed", "prefix": "/api/orders/", "mode": "shadow",
+                 "service": "orders", "compare": {"noise_sample": 0, "status": True}},
+                {"name": "payments", "prefix": "/api/payments/", "mode": "extracted",
+                 "service": "payments", "retries": 0},
+                {"name": "rest", "prefix": "/"},
+            ],
+        }  # fmt: skip
+        auth = {"Authorization": "Bearer good"}
+        async with gateway(table, monolith=mono.url, identity_secret=SECRET) as (gw, base):
+            status, _, data = await fetch(base + "/api/orders/", headers=auth)
+            assert (status, data["who"]) == (200, "42")
+            await gw.shadow.drain()
+            # The candidate checked an identity signed for "orders", not the monolith's.
+            assert gw.metrics.shadow[("shadowed", "error")] == 0
+            [diff] = gw.shadow.store.list("shadowed")  # the answers name their half: a diff
+            assert diff.candidate["status"] == 200
+            assert json.loads(diff.candidate["body"]) == {"who": "42", "by": "orders"}
+            # The payments half fails: the monolith answers, with an identity signed for it.
+            status, headers, data = await fetch(base + "/api/payments/", headers=auth)
+            assert (status, data["who"]) == (200, "42")
+            assert headers["X-Strangler-Fallback"] == "payments: 503"
+            # The overview's parts: each signed for its own service and sub-request path.
+            _, _, overview = await fetch(base + "/api/overview/", headers=auth)
+    assert overview["orders"] == {"who": "42", "path": "/api/orders/"}  # not /api/overview/
+
+
+@aio
+async def test_failed_logins_from_one_address_are_limited_by_default_and_successes_are_not():
+    async def monolith(request):
+        if request.path == "/api/auth/token/":
+            right = (await request.json()).get("password") == "right"
+            return web.json_response({"token": "t"} if right else {"error": "no"},
+                                     status=200 if right else 401)  # fmt: skip
+        return web.json_response({})
+
+    async def login(base, password):
+        async with aiohttp.ClientSession() as session, session.post(
+            base + "/api/auth/token/", json={"email": "a@b.c", "password": password}
+        ) as resp:  # fmt: skip
+            return resp.status, dict(resp.headers), await resp.json()
+
+    async with upstream(monolith) as mono:
+        async with gateway(monolith=mono.url) as (_, base):  # no rate limit configured
+            successes = [(await login(base, "right"))[0] for _ in range(30)]
+            failures = [(await login(base, f"guess{n}"))[0] for n in range(20)]
+            status, headers, body = await login(base, "guess21")
+            right_now = (await login(base, "right"))[0]
+        table = {"rate_limits": {"login": {"rate": 0.1, "burst": 2}},
+                 "routes": [{"name": "all", "prefix": "/"}]}  # fmt: skip
+        async with gateway(table, monolith=mono.url) as (_, base):
+            tuned = [(await login(base, f"guess{n}"))[0] for n in range(3)]
+    assert successes == [200] * 30
+    assert failures == [401] * 20
+    assert status == 429 and headers["X-Strangler-Upstream"] == "proxy"
+    assert headers["Retry-After"] == "2" and body["error"] == "rate_limited"
+    assert right_now == 429  # a lucky guess in a refused burst is worth nothing
+    assert tuned == [401, 401, 429]
+
+
+@aio
+async def test_the_login_rule_gives_successes_back_on_redis_too(redis_prefix):
+    from strangler_proxy.ratelimit import LOGIN_DEFAULT, RedisBuckets
+
+    buckets = RedisBuckets(REDIS_URL, prefix=redis_prefix)
+    try:
+        for _ in range(3 * LOGIN_DEFAULT.burst):  # successes: taken, then given back
+            assert await buckets.take(key="login:addr:x", limit=LOGIN_DEFAULT) == 0
+            assert await buckets.take(key="login:addr:x", limit=LOGIN_DEFAULT, cost=-1) == 0
+        waits = [await buckets.take(key="login:addr:x", limit=LOGIN_DEFAULT) for _ in range(21)]
+    finally:
+        await buckets.close()
+    assert waits[:20] == [0.0] * 20 and waits[20] > 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -168,7 +169,7 @@ async def test_recording_is_switched_at_run_time_through_the_admin_api():
 async def test_the_ring_keeps_the_latest_recordings_and_the_directory_keeps_all(tmp_path):
     async with upstream(payments()) as mono:
         async with gateway(
-            table(), monolith=mono.url, record_buffer=5, record_dir=str(tmp_path)
+            table(), monolith=mono.url, record_buffer=5, record_dir=str(tmp_path / "records")
         ) as (_, base):
             for number in range(12):
                 await send("GET", f"{base}/api/payments/?n={number}")
@@ -177,7 +178,10 @@ async def test_the_ring_keeps_the_latest_recordings_and_the_directory_keeps_all(
             assert (status, json.loads(body)) == (200, {"cleared": 5})
             assert await recordings(base) == []
     assert [r["query"] for r in kept] == [f"n={n}" for n in range(7, 12)]
-    assert len(replay_load(tmp_path / "payments.jsonl")) == 12
+    assert len(replay_load(tmp_path / "records" / "payments.jsonl")) == 12
+    # User data: only the proxy's user may enter the folder or read the file.
+    assert stat.S_IMODE((tmp_path / "records").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "records" / "payments.jsonl").stat().st_mode) == 0o600
 
 
 @aio
