@@ -582,7 +582,6 @@ class Gateway:
                     conn, req, 429, "rate_limited", detail, rid, route, started,
                     extra=[("Retry-After", retry_after(wait))],
                 )  # fmt: skip
-            req.login = True
         if route.rate_limit is not None:
             caller = f"user:{identity.user_id}" if identity else f"addr:{req.remote}"
             wait = await self.limiter.take(
@@ -982,7 +981,12 @@ class Gateway:
                 # A password change revokes the user's tokens at the monolith; any profile
                 # change makes what is cached about the user stale: forget it everywhere.
                 await self.auth_revoke_user(identity.user_id)
-        elif req.login and 200 <= status < 300:
+        elif (
+            200 <= status < 300
+            and self._login is not None
+            and req.method == self._login[0]
+            and path_for_routing(req.path) == self._login[1]
+        ):
             await self.limiter.take(
                 key=f"{LOGIN_GROUP}:addr:{req.remote}", limit=login_limit(self.table), cost=-1
             )  # a successful login gives its attempt back: only failures are limited

@@ -7,12 +7,13 @@ bodies with back-pressure, and hands each request to ``Gateway.serve`` in one ta
 requests on a connection.
 
 * Request head: request line and each header at most 16 KiB (414 / 431), the whole head at most
-  64 KiB and 128 header lines (431); a head that does not arrive within ``head_timeout`` seconds
-  gets 408; invalid HTTP, and a request target holding ``#`` (a fragment is never sent to a
-  server, and a half would read the path differently), get 400; each closes the connection once
-  the answers before it have left.
-* Chunked trailers count against the same limits (size and lines, head and trailers together)
-  and are dropped: they never become request headers, whatever their name.
+  64 KiB (431); a head that does not arrive within ``head_timeout`` seconds gets 408; invalid
+  HTTP, and a request target holding ``#`` (a fragment is never sent to a server, and a half
+  would read the path differently), get 400; each closes the connection once the answers before
+  it have left.
+* Chunked trailers: each at most 16 KiB, at most 128 of them, and head and trailers together at
+  most 64 KiB (431); they are counted, then dropped (``_Trailers``): never a request header,
+  whatever their name. A request without a chunked body pays nothing for this.
 * Body: ``BodyStream`` holds at most 256 KiB before reading pauses; a reader waiting longer than
   the idle timeout for the next chunk gets ``BodyTimeout`` (slowloris). After an answer that left
   part of the body unread, the rest is read and dropped for at most ``linger`` seconds, then the
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("strangler_proxy")
 MAX_LINE = 16 * 1024
 MAX_HEAD = 64 * 1024
-MAX_HEADERS = 128  # header lines in a request head, and its trailers with it
+MAX_TRAILERS = 128  # trailer lines of a chunked request
+_HASH = ord("#")
 _BODY_HIGH = 256 * 1024
 _BODY_LOW = 64 * 1024
 _MAX_QUEUED = 32
@@ -181,8 +183,8 @@ class Request:
 
     __slots__ = (
         "_headers", "authorization", "body", "connection_tokens", "expect_continue", "forward",
-        "header_count", "host", "keep_alive", "login", "method", "path", "raw_target", "remote",
-        "request_id", "sampled", "target", "version", "xff",
+        "host", "keep_alive", "method", "path", "raw_target", "remote", "request_id",
+        "sampled", "target", "version", "xff",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -203,8 +205,6 @@ class Request:
         self.keep_alive = True
         self.remote = ""
         self.sampled: bool | None = None  # recorded? decided once, by the first path to look
-        self.login = False  # a login attempt the login rule took a token for (gateway.serve)
-        self.header_count = 0  # header lines so far, trailers included
 
     # -- the parts of aiohttp's request the admin API, auth and aggregation read
     @property
@@ -261,6 +261,43 @@ class Request:
         if not extra:
             return self.forward
         return [line for line in self.forward if line.split(b":", 1)[0].lower() not in extra]
+
+
+class _Trailers:
+    """Where a chunked request's trailers go: counted against the limits, then dropped.
+
+    From a request's first chunk on, the parser's header callbacks write into this instead of the
+    request (``on_header`` is the same code for both), so nothing a trailer says reaches the
+    request: not a header, not its host, token or body. Only ``body`` is the request's own.
+    """
+
+    __slots__ = ("body", "lines", "req")
+
+    def __init__(self, req: Request):
+        object.__setattr__(self, "req", req)
+        object.__setattr__(self, "body", req.body)
+        object.__setattr__(self, "lines", 0)
+
+    @property
+    def forward(self) -> _Trailers:
+        return self  # on_header appends a forwarded trailer line here: counted, dropped
+
+    def append(self, _line: bytes) -> None:
+        self._count()
+
+    def __getattr__(self, _name: str) -> None:
+        return None  # e.g. connection_tokens: a trailer starts from nothing
+
+    def __setattr__(self, _name: str, _value) -> None:
+        self._count()  # host, authorization, xff...: dropped
+
+    def _count(self) -> None:
+        lines = self.lines + 1
+        if lines > MAX_TRAILERS:
+            raise _HeadRefused(
+                431, "header_too_large", f"The request has over {MAX_TRAILERS} trailer lines."
+            )
+        object.__setattr__(self, "lines", lines)
 
 
 class HttpConnection(asyncio.Protocol):
@@ -376,7 +413,7 @@ class HttpConnection(asyncio.Protocol):
         self._url += url
         if len(self._url) > MAX_LINE:
             raise _HeadRefused(414, "uri_too_long", f"The request target is over {MAX_LINE} bytes.")
-        if b"#" in url:
+        if _HASH in url:  # an int: bytes membership then skips building a TypeError
             raise _HeadRefused(
                 400, "bad_request", "The request target holds '#': a fragment is never sent."
             )
@@ -387,13 +424,6 @@ class HttpConnection(asyncio.Protocol):
             raise _HeadRefused(
                 431, "header_too_large", f"A request header is over {MAX_LINE} bytes."
             )
-        req.header_count += 1
-        if req.header_count > MAX_HEADERS:
-            raise _HeadRefused(
-                431, "header_too_large", f"The request has over {MAX_HEADERS} header lines."
-            )
-        if not self.in_head:
-            return  # a chunked body's trailer: counted above and in data_received, then dropped
         kind = _HEADER_KINDS.get(name)
         if kind is None:
             kind = _header_kind(name)
@@ -465,10 +495,16 @@ class HttpConnection(asyncio.Protocol):
 
     def on_chunk_header(self) -> None:
         self.trailing = True  # until data comes: the last chunk has none, only trailers
+        current = self.current
+        if type(current) is not _Trailers:
+            # From the first chunk on, header callbacks can only be trailers: they go to a sink.
+            self.current = _Trailers(current)
+            self.trailer_bytes = 0
+
+    def on_chunk_complete(self) -> None:
+        self.trailing = False
 
     def on_message_complete(self) -> None:
-        self.trailing = False
-        self.trailer_bytes = 0
         req = self.current
         if req is not None and req.body is not None:
             req.body.finish()
