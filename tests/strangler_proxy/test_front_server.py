@@ -381,13 +381,6 @@ async def test_trailers_count_against_the_head_limits():
 
 
 @aio
-async def test_a_head_of_more_than_128_header_lines_is_refused():
-    async with upstream() as up, gateway(monolith=up.url) as (_, base):
-        answer = await raw_http(base, b"GET /x HTTP/1.1\r\n" + b"X-A: 1\r\n" * 129 + b"\r\n")
-    assert answer.startswith(b"HTTP/1.1 431") and up.seen == []
-
-
-@aio
 async def test_a_fragment_or_an_invalid_escape_in_the_target_gets_a_400_json_answer(caplog):
     async with upstream() as up, gateway(monolith=up.url) as (_, base):
         fragment = await raw_http(base, b"GET /a#b HTTP/1.1\r\nHost: t\r\n\r\n")
