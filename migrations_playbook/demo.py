@@ -564,7 +564,8 @@ class Demo:
     def show_urls(self) -> None:
         heading("the stack is running")
         say(f"proxy      {self.proxy_url}/   (the API: /api/...)")
-        say(f"dashboard  {self.proxy_url}/_strangler/")
+        say(f"dashboard  {self.proxy_url}/_strangler/   (it asks for the admin token: "
+            f"{self.var_dir / 'admin-token'})")  # fmt: skip
         say(f"monolith   {self.urls['monolith']}/")
         say(f"payments   {self.urls['payments']}/")
         if self.load and self.load.customers:
