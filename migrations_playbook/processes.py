@@ -28,8 +28,7 @@ from types import MappingProxyType
 from typing import Literal
 
 #: What every process of the monolith reads from the operator's environment. Unset means the
-#: embedded default (SQLite and kombu's filesystem broker under STRANGLER_VAR_DIR, Django's key
-#: generated there).
+#: embedded default (SQLite and kombu's filesystem broker under STRANGLER_VAR_DIR).
 MONOLITH_SETTINGS = ("DATABASE_URL", "BROKER_URL", "REDIS_URL", "STRANGLER_SECRET_KEY")
 #: What an extracted service's processes read: their own database (derived), the monolith's
 #: (read only), the shared broker and Redis, the key that checks the proxy's identities, and
