@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/strangler
 TEST_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint venv bench clean
+.PHONY: run test lint venv bench clean secrets
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test: lint
 		$(BIN)/pytest --ignore=tests/extracted $(PYTEST_ARGS)
 	$(TEST_ENV) DATABASE_URL=$(TEST_DATABASE_URL)_payments \
 		$(BIN)/pytest tests/extracted/payments --ds=extracted.payments.settings $(PYTEST_ARGS)
+
+## secrets: write the secrets compose.yaml requires into .env (mode 0600), generating the missing
+## ones and keeping the others; needs only Python, no virtualenv (docs/running.md, "On Docker").
+secrets:
+	$(PYTHON) -m migrations_playbook.compose_secrets
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

@@ -5,6 +5,7 @@
     strangler playbook ...       list|status|plan N|apply N|verify N|rollback N
     strangler routes [set R M]   list the proxy's routes, or switch one
     strangler demo [--exit]      the migration walk-through on the embedded default, under load
+    strangler secrets            write the secrets compose.yaml requires into .env
 
 A subcommand module exposes ``main(argv: list[str]) -> int``; it is imported only when used, so
 `strangler proxy` does not load Django and `strangler up` does not load aiohttp.
@@ -22,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "routes": ("migrations_playbook.routes_cli", "list the proxy's routes, or set one's mode"),
     "compare": ("migrations_playbook.compare.cli", "contract suite before vs after, side by side"),
     "demo": ("migrations_playbook.demo", "the migration walk-through, on the embedded default"),
+    "secrets": ("migrations_playbook.compose_secrets", "write compose.yaml's secrets into .env"),
 }
 
 

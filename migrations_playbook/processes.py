@@ -29,15 +29,29 @@ from typing import Literal
 
 #: What every process of the monolith reads from the operator's environment. Unset means the
 #: embedded default (SQLite and kombu's filesystem broker under STRANGLER_VAR_DIR).
-MONOLITH_SETTINGS = ("DATABASE_URL", "BROKER_URL", "REDIS_URL")
+MONOLITH_SETTINGS = ("DATABASE_URL", "BROKER_URL", "REDIS_URL", "STRANGLER_SECRET_KEY")
 #: What an extracted service's processes read: their own database (derived), the monolith's
-#: (read only), the shared broker and Redis, and the key that checks the proxy's identities.
+#: (read only), the shared broker and Redis, the key that checks the proxy's identities, and
+#: Django's key (shared by the halves: it also keys the idempotency fingerprints).
 SERVICE_SETTINGS = (
     "DATABASE_URL",
     "MONOLITH_DATABASE_URL",
     "BROKER_URL",
     "REDIS_URL",
     "STRANGLER_IDENTITY_SECRET",
+    "STRANGLER_SECRET_KEY",
+)
+#: What the proxy reads (Redis, the identity key, the admin token), plus what the operator's
+#: tools run beside it need (`strangler playbook`, `compare`, `routes`; in compose
+#: `docker compose exec proxy strangler playbook apply 1`): the monolith's database, from which
+#: the services' are derived for backfill and reconcile, the broker, and Django's key.
+PROXY_SETTINGS = (
+    "REDIS_URL",
+    "STRANGLER_IDENTITY_SECRET",
+    "STRANGLER_ADMIN_TOKEN",
+    "DATABASE_URL",
+    "BROKER_URL",
+    "STRANGLER_SECRET_KEY",
 )
 
 
@@ -51,6 +65,10 @@ class ProcessSpec:
     `ready_log`. `settings` names the variables passed through from the operator's environment;
     `env` adds fixed ones. A spec with `requires_module` is skipped, with a note, while that
     module cannot be imported (a component still being built).
+
+    `health` is the command that tells whether the running service does its work (compose.yaml's
+    healthcheck); an HTTP service needs none, it is asked `GET ready_path` on its port. Every
+    service has one or the other.
     """
 
     name: str
@@ -65,24 +83,39 @@ class ProcessSpec:
     after: tuple[str, ...] = ()
     requires_module: str | None = None
     database: str = "monolith"
+    health: tuple[str, ...] = ()
 
     @property
     def port_variable(self) -> str:
         """Return the environment variable that overrides this process's port."""
         return f"STRANGLER_{self.name.upper().replace('-', '_')}_PORT"
 
-    def render(self, context: Context) -> tuple[list[str], dict[str, str]]:
-        """Return this process's argv and fixed environment with the templates filled in."""
-        values = {
+    def _values(self, context: Context) -> dict[str, object]:
+        return {
             "bind": context.bind,
             "port": context.ports.get(self.name),
             "url": context.urls,
             "step": context.step,
             "routes": context.routes,
         }
+
+    def render(self, context: Context) -> tuple[list[str], dict[str, str]]:
+        """Return this process's argv and fixed environment with the templates filled in."""
+        values = self._values(context)
         argv = [part.format(**values) for part in self.argv]
         env = {key: value.format(**values) for key, value in self.env.items()}
         return argv, env
+
+    def health_argv(self, context: Context) -> list[str]:
+        """Return the command that checks this service from inside its container ([] for a job)."""
+        if self.health:
+            values = self._values(context)
+            return [part.format(**values) for part in self.health]
+        if self.ready_path and self.port is not None:
+            port = context.ports.get(self.name, self.port)
+            url = f"http://127.0.0.1:{port}{self.ready_path}"
+            return ["python", "-m", "migrations_playbook.probe", url]
+        return []
 
 
 @dataclass(frozen=True)
@@ -117,6 +150,7 @@ _GUNICORN = (
     "--no-control-socket",
 )
 _RELAY_READY = r"outbox relay publishing to"
+_HEALTH = ("python", "-m", "migrations_playbook.health")
 
 # (process name, consumer service) of the monolith's outbox consumers.
 _MONOLITH_CONSUMERS = (
@@ -136,6 +170,7 @@ def _monolith_consumer(name: str, service: str) -> ProcessSpec:
         env=_DJANGO,
         settings=MONOLITH_SETTINGS,
         after=("migrate",),
+        health=(*_HEALTH, "consumer", service),
     )
 
 
@@ -208,6 +243,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         env=_DJANGO,
         settings=MONOLITH_SETTINGS,
         after=("migrate",),
+        health=(*_HEALTH, "worker", "monolith", "monolith@%h"),
     ),
     ProcessSpec(
         name="beat",
@@ -218,6 +254,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         env=_DJANGO,
         settings=MONOLITH_SETTINGS,
         after=("migrate",),
+        health=(*_HEALTH, "beat"),
     ),
     ProcessSpec(
         name="relay",
@@ -228,6 +265,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         env=_DJANGO,
         settings=MONOLITH_SETTINGS,
         after=("migrate",),
+        health=(*_HEALTH, "relay"),
     ),
     # The monolith's subscribers; "monolith" applies the payments service's events (step 1) and
     # is idle before that.
@@ -252,6 +290,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         settings=SERVICE_SETTINGS,
         after=("migrate-payments",),
         database="payments",
+        health=(*_HEALTH, "relay"),
     ),
     ProcessSpec(
         name="payments-consumer",
@@ -262,6 +301,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         settings=SERVICE_SETTINGS,
         after=("migrate-payments",),
         database="payments",
+        health=(*_HEALTH, "consumer", "payments"),
     ),
     ProcessSpec(
         name="proxy",
@@ -277,7 +317,7 @@ PROCESSES: tuple[ProcessSpec, ...] = (
                 "STRANGLER_ROUTES": "{routes}",
             }
         ),
-        settings=("REDIS_URL", "STRANGLER_IDENTITY_SECRET"),
+        settings=PROXY_SETTINGS,
         after=("routes",),
         requires_module="strangler_proxy.cli",
     ),

@@ -9,7 +9,8 @@ stack in the foreground until Ctrl-C or SIGTERM, or until a child dies, and stop
 Configuration: unset DATABASE_URL / BROKER_URL / REDIS_URL mean the embedded default (SQLite per
 service and kombu's filesystem broker under --var-dir, passed to children as STRANGLER_VAR_DIR);
 set, they are passed through unchanged (PostgreSQL, RabbitMQ, Redis). Exit status: 0 after a
-requested stop, 1 when a child died, failed or never became ready, 2 for bad arguments.
+requested stop, 1 when a child died, failed or never became ready, 2 for bad arguments (or a
+Docker engine that cannot run the stack).
 
 Secrets: each of STRANGLER_ADMIN_TOKEN, STRANGLER_IDENTITY_SECRET and STRANGLER_SECRET_KEY that is
 unset is made up once per var dir (``admin-token``, ``identity-secret``, ``secret-key``, mode
@@ -17,6 +18,10 @@ unset is made up once per var dir (``admin-token``, ``identity-secret``, ``secre
 child (one Django key serves every half: the payments idempotency fingerprints are keyed with
 it on both sides); the admin token is not put in any environment: the proxy and the CLI read
 the file.
+
+`--engine docker` (or STRANGLER_ENGINE=docker) runs the same processes as containers of the
+project's image through the Docker SDK (`migrations_playbook.containers`); everything else,
+from readiness to stopping, is the same.
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from migrations_playbook.containers import (
+    ContainerChild,
+    DockerEngine,
+    EngineError,
+    engine_arguments,
+    engine_open,
+)
 from migrations_playbook.databases import MONOLITH, service_environment
 from migrations_playbook.probe import probe
 from migrations_playbook.processes import (
@@ -121,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds between SIGTERM and SIGKILL when stopping (default 10)",
     )
+    engine_arguments(parser)
     return parser
 
 
@@ -195,7 +208,8 @@ class Stack:
     log: LogWriter
     ready_timeout: float
     grace: float
-    children: list[Child] = field(default_factory=list)
+    engine: DockerEngine | None = None
+    children: list[Child | ContainerChild] = field(default_factory=list)
     stop_signal: int | None = None
     signals_seen: int = 0
 
@@ -208,9 +222,10 @@ class Stack:
         if self.stop_signal is None:
             self.stop_signal = signum
 
-    def _child(self, spec: ProcessSpec) -> Child:
+    def _child(self, spec: ProcessSpec) -> Child | ContainerChild:
         argv, env = spec.render(self.context)
-        argv[0] = resolve_command(argv[0])
+        if self.engine is None:
+            argv[0] = resolve_command(argv[0])
         database = {}
         if spec.database != MONOLITH:
             # An extracted service: its own database, and the monolith's to read from.
@@ -219,6 +234,14 @@ class Stack:
                 settings=env.get("DJANGO_SETTINGS_MODULE", ""),
                 environ=self.env,
                 var_dir=Path(self.env["STRANGLER_VAR_DIR"]),
+            )
+        if self.engine is not None:
+            return self.engine.child(
+                name=spec.name,
+                argv=argv,
+                env=self.env | database | env,
+                log=self.log,
+                ready_log=spec.ready_log,
             )
         return Child(
             name=spec.name,
@@ -238,7 +261,7 @@ class Stack:
             status = self._run_jobs()
             if status is None:
                 status = self._run_services(started)
-        except RunnerError as exc:
+        except (RunnerError, EngineError) as exc:
             self.say(f"error: {exc}")
             status = 1
         finally:
@@ -266,13 +289,13 @@ class Stack:
 
     def _run_services(self, started: float) -> int:
         services = [s for s in self.specs if s.kind == "service"]
-        pending: dict[str, tuple[ProcessSpec, Child]] = {}
+        pending: dict[str, tuple[ProcessSpec, Child | ContainerChild]] = {}
         for spec in services:
             child = self._child(spec)
             child.start()
             self.children.append(child)
             pending[spec.name] = (spec, child)
-            self.say(f"started {spec.name} (pid {child.pid}): {' '.join(child.argv[1:])}")
+            self.say(f"started {spec.name} ({child.handle}): {' '.join(child.argv[1:])}")
         services_started = time.monotonic()
         last_answer: dict[str, str] = {}
         next_probe = 0.0
@@ -326,7 +349,9 @@ class Stack:
         return {spec.name for spec in self.specs if spec.kind == "service"}
 
     def _not_ready(
-        self, pending: dict[str, tuple[ProcessSpec, Child]], last_answer: dict[str, str]
+        self,
+        pending: dict[str, tuple[ProcessSpec, Child | ContainerChild]],
+        last_answer: dict[str, str],
     ) -> int:
         for name, (spec, child) in pending.items():
             how = (
@@ -461,10 +486,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         specs, context, var_dir, notes = plan_stack(args, environ)
-    except RunnerError as exc:
+        var_dir.mkdir(parents=True, exist_ok=True)
+        engine = engine_open(
+            args, environ=environ, var_dir=var_dir, say=lambda text: log.line(RUNNER_NAME, text)
+        )
+        if engine is not None:
+            notes.append(f"engine: docker, image {engine.image}, host network, {var_dir} mounted")
+    except (RunnerError, EngineError) as exc:
         print(f"strangler up: {exc}", file=sys.stderr)
         return 2
-    var_dir.mkdir(parents=True, exist_ok=True)
     for note in notes:
         log.line(RUNNER_NAME, note)
     log.line(RUNNER_NAME, f"step {args.step}; {describe_backends(environ, var_dir)}")
@@ -487,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         log=log,
         ready_timeout=args.ready_timeout,
         grace=args.grace,
+        engine=engine,
     )
     status = stack.run()
     if log.broken:

@@ -83,6 +83,11 @@ class Child:
         assert self.process is not None, f"{self.name} was never started"
         return self.process.pid
 
+    @property
+    def handle(self) -> str:
+        """Say how to find this process: its pid."""
+        return f"pid {self.pid}"
+
     def start(self) -> None:
         """Start the child in its own session, its output piped through the log writer."""
         self.process = subprocess.Popen(  # noqa: S603 (argv comes from the process specs)

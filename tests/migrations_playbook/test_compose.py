@@ -1,17 +1,30 @@
-"""compose.yaml starts the processes of `strangler up`, with the same commands and settings."""
+"""compose.yaml starts the processes of `strangler up`, with the same commands and settings.
+
+It ships no secret (each is a required variable that `strangler secrets` writes into .env) and
+publishes nothing beyond 127.0.0.1. That compose.yaml really runs is proven by
+test_compose_docker.py, which starts its app services on a Docker engine.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
+from migrations_playbook import compose_secrets
+from migrations_playbook.compose_secrets import COMPOSE_SECRETS, env_file_read
 from migrations_playbook.databases import service_database_url
 from migrations_playbook.processes import Context, processes_for
 
-COMPOSE = yaml.safe_load((Path(__file__).resolve().parents[2] / "compose.yaml").read_text())
+from .compose_file import MissingVariable, compose_load, compose_raw, required_variables
+
+ROOT = Path(__file__).resolve().parents[2]
+# Stand-ins for the secrets of .env, each recognisable where it lands.
+SECRETS = {name: f"{name.lower()}-0123456789" for name in COMPOSE_SECRETS}
+COMPOSE = compose_load(SECRETS)
+RAW = compose_raw()
 SERVICES = COMPOSE["services"]
 STEP = COMPOSE["x-strangler-step"]
 SPECS = processes_for(STEP)
@@ -82,13 +95,91 @@ def test_each_extracted_service_has_its_own_database_derived_from_the_monoliths(
             assert environment["MONOLITH_DATABASE_URL"] == monolith_url
 
 
-def test_proxy_and_services_share_the_identity_secret():
-    secrets = {
-        SERVICES[spec.name]["environment"]["STRANGLER_IDENTITY_SECRET"]
-        for spec in SPECS
-        if "STRANGLER_IDENTITY_SECRET" in spec.settings
+@pytest.mark.parametrize("secret", sorted(COMPOSE_SECRETS))
+def test_every_process_reading_a_secret_gets_the_one_from_env_file(secret):
+    readers = [spec for spec in SPECS if secret in spec.settings]
+    values = {SERVICES[spec.name]["environment"][secret] for spec in readers}
+    assert values <= {SECRETS[secret]}
+
+
+def test_compose_requires_exactly_the_secrets_strangler_secrets_writes():
+    assert required_variables() == set(COMPOSE_SECRETS)
+
+
+def _raw_values():
+    """Yield (service, setting, value) for every setting and command argument, as written."""
+    for name, service in RAW["services"].items():
+        for key, value in service.get("environment", {}).items():
+            yield name, key, str(value)
+        command = service.get("command", [])
+        for option, value in zip(["", *command], command, strict=False):
+            yield name, option, str(value)
+
+
+def test_compose_ships_no_secret_every_credential_is_a_required_variable():
+    secretive = re.compile(r"PASSWORD|_PASS$|SECRET|TOKEN|AUTH|requirepass")
+    required = re.compile(r".*\$\{STRANGLER_[A-Z_]+:\?[^}]+\}.*")
+    shipped = [
+        f"{service}: {key}"
+        for service, key, value in _raw_values()
+        if (secretive.search(key) or ("://" in value and urlsplit(value).password is not None))
+        and not required.fullmatch(value)
+    ]
+    assert shipped == []
+    # And every password a URL holds is one of the generated ones.
+    for service in SERVICES.values():
+        for value in service.get("environment", {}).values():
+            if "://" in str(value) and urlsplit(str(value)).password is not None:
+                assert urlsplit(str(value)).password in SECRETS.values()
+
+
+def test_compose_without_secrets_refuses_to_start_naming_one():
+    with pytest.raises(MissingVariable) as refused:
+        compose_load({})
+    assert refused.value.name in COMPOSE_SECRETS
+    assert "make secrets" in str(refused.value)
+
+
+def test_strangler_secrets_writes_every_variable_compose_needs(tmp_path):
+    env_file = tmp_path / ".env"
+    assert compose_secrets.main(["--env-file", str(env_file)]) == 0
+    written = env_file_read(env_file)
+    compose = compose_load(written)  # no MissingVariable
+    proxy = compose["services"]["proxy"]["environment"]
+    assert proxy["STRANGLER_ADMIN_TOKEN"] == written["STRANGLER_ADMIN_TOKEN"]
+
+
+def test_servers_run_with_users_and_passwords_that_are_not_the_defaults():
+    postgres = SERVICES["postgres"]["environment"]
+    rabbitmq = SERVICES["rabbitmq"]["environment"]
+    assert postgres["POSTGRES_USER"] not in {"postgres", ""}
+    assert postgres["POSTGRES_PASSWORD"] == SECRETS["STRANGLER_POSTGRES_PASSWORD"]
+    assert rabbitmq["RABBITMQ_DEFAULT_USER"] != "guest"
+    assert rabbitmq["RABBITMQ_DEFAULT_PASS"] == SECRETS["STRANGLER_RABBITMQ_PASSWORD"]
+    redis = SERVICES["redis"]["command"]
+    assert redis[redis.index("--requirepass") + 1] == SECRETS["STRANGLER_REDIS_PASSWORD"]
+
+
+def test_compose_publishes_ports_on_loopback_only():
+    published = {
+        name: [str(port) for port in service.get("ports", [])] for name, service in SERVICES.items()
     }
-    assert len(secrets) == 1
+    assert all(
+        mapping.startswith("127.0.0.1:") for mappings in published.values() for mapping in mappings
+    ), published
+    assert published["postgres"] == [] and published["redis"] == []
+    assert [m.split(":")[-1] for m in published["rabbitmq"]] == ["15672"]  # the UI, not AMQP
+
+
+def test_proxy_can_be_published_on_another_address_when_asked():
+    compose = compose_load(SECRETS | {"STRANGLER_PROXY_PUBLISH_ADDRESS": "0.0.0.0"})
+    assert compose["services"]["proxy"]["ports"] == ["0.0.0.0:8000:8000"]
+
+
+@pytest.mark.parametrize("ignore_file", [".gitignore", ".dockerignore"])
+def test_env_file_with_the_secrets_is_never_committed_nor_baked_into_the_image(ignore_file):
+    patterns = (ROOT / ignore_file).read_text().split()
+    assert ".env" in patterns
 
 
 @by_name
@@ -109,7 +200,7 @@ def test_compose_process_waits_for_what_it_needs(spec):
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.port], ids=lambda spec: spec.name)
 def test_compose_http_process_publishes_its_port_and_checks_readyz(spec):
     service = SERVICES[spec.name]
-    assert f"{spec.port}:{spec.port}" in service["ports"]
+    assert f"127.0.0.1:{spec.port}:{spec.port}" in service["ports"]
     probe = f"http://127.0.0.1:{spec.port}{spec.ready_path}"
     assert service["healthcheck"]["test"] == [
         "CMD",
@@ -120,9 +211,28 @@ def test_compose_http_process_publishes_its_port_and_checks_readyz(spec):
     ]
 
 
-def test_worker_healthcheck_pings_the_worker_by_its_name():
-    test = " ".join(SERVICES["worker"]["healthcheck"]["test"])
-    assert "inspect ping -d monolith@$$HOSTNAME" in test
+SERVICE_SPECS = [spec for spec in SPECS if spec.kind == "service"]
+
+
+@pytest.mark.parametrize("spec", SERVICE_SPECS, ids=lambda spec: spec.name)
+def test_every_long_running_process_has_the_runners_healthcheck_and_restarts(spec):
+    service = SERVICES[spec.name]
+    assert spec.health_argv(CONTEXT), f"{spec.name} has no health command"
+    assert service["healthcheck"]["test"] == ["CMD", *spec.health_argv(CONTEXT)]
+    assert service["restart"] == "unless-stopped"
+    assert service["init"] is True  # a real PID 1 passes SIGTERM on
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.kind == "job"], ids=lambda s: s.name)
+def test_jobs_run_once(spec):
+    assert SERVICES[spec.name]["restart"] == "no"
+    assert "healthcheck" not in SERVICES[spec.name]
+
+
+def test_worker_healthcheck_pings_the_worker_by_its_node_name():
+    command = SERVICES["worker"]["command"]
+    node = command[command.index("-n") + 1]
+    assert SERVICES["worker"]["healthcheck"]["test"][-2:] == ["monolith", node]
 
 
 @pytest.mark.parametrize(
@@ -133,8 +243,9 @@ def test_worker_healthcheck_pings_the_worker_by_its_name():
         ("redis", "redis-cli ping"),
     ],
 )
-def test_server_has_a_healthcheck(server, command):
+def test_server_has_a_healthcheck_and_restarts(server, command):
     assert command in " ".join(SERVICES[server]["healthcheck"]["test"])
+    assert SERVICES[server]["restart"] == "unless-stopped"
 
 
 def test_rabbitmq_runs_the_management_image():
