@@ -174,12 +174,17 @@ class RebuildResult:
 def _catch_up(
     *, state: ProjectionState, batch: int, bar: tqdm | None, after_batch: Callable | None
 ) -> tuple[int, int]:
-    """Apply the log after the build's position, a batch per transaction; return the counts."""
+    """Apply the log after the build's position, a batch per transaction; return the counts.
+
+    Stops at the head seen when it started: writes keep coming, and the tail they add is
+    applied under the swap lock, where nothing can be added any more.
+    """
     events_done = orders = 0
-    while True:
+    until = head_position()
+    while state.building_position < until:
         events = events_read(after=state.building_position, limit=batch)
         if not events:
-            return events_done, orders
+            break
         with transaction.atomic():
             orders += events_project(events=events, generation=state.building_generation)
             state.building_position = events[-1].position
@@ -190,6 +195,7 @@ def _catch_up(
             bar.update(state.building_position - bar.n)
         if after_batch is not None:
             after_batch(state.building_position)
+    return events_done, orders
 
 
 def projection_rebuild(
