@@ -1,4 +1,4 @@
-"""The event store: optimistic concurrency, no lost update under real races, snapshots, upcasting."""
+"""The event store: optimistic concurrency, no lost update under races, snapshots, upcasting."""
 
 from __future__ import annotations
 
