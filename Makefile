@@ -43,6 +43,8 @@ test: lint
 		$(BIN)/pytest --ignore=tests/extracted $(PYTEST_ARGS)
 	$(TEST_ENV) DATABASE_URL=$(TEST_DATABASE_URL)_payments \
 		$(BIN)/pytest tests/extracted/payments --ds=extracted.payments.settings $(PYTEST_ARGS)
+	$(TEST_ENV) DATABASE_URL=$(TEST_DATABASE_URL)_orders \
+		$(BIN)/pytest tests/extracted/orders --ds=extracted.orders.settings $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

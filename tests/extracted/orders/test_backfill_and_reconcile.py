@@ -34,7 +34,8 @@ def shop(cursor, *, orders: int) -> list[uuid.UUID]:
     )
     for sku, price in (("BOOK-1", "9.99"), ("PEN-2", "0.10")):
         cursor.execute(
-            "INSERT INTO orders_product (sku, name, unit_price, created_at) VALUES (%s, %s, %s, now())",
+            "INSERT INTO orders_product (sku, name, unit_price, created_at) "
+            "VALUES (%s, %s, %s, now())",
             [sku, f"the {sku}", price],
         )
     ids = []
@@ -42,8 +43,8 @@ def shop(cursor, *, orders: int) -> list[uuid.UUID]:
         order_id, status = uuid.uuid4(), STATUSES[n % len(STATUSES)]
         created, updated = T0 + timedelta(minutes=n), T0 + timedelta(minutes=n, seconds=30)
         cursor.execute(
-            "INSERT INTO orders_order (id, user_id, status, total, currency, created_at, updated_at) "
-            "VALUES (%s, 41, %s, %s, 'EUR', %s, %s)",
+            "INSERT INTO orders_order (id, user_id, status, total, currency, created_at, "
+            "updated_at) VALUES (%s, 41, %s, %s, 'EUR', %s, %s)",
             [str(order_id), status, f"{9.99 * (n + 1) + 0.10:.2f}", created, updated],
         )
         cursor.execute(
