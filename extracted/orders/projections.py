@@ -47,8 +47,13 @@ _DROP_BATCH = 5000
 
 def projection_state() -> ProjectionState:
     """Return the projection's state row, creating it (generation 1) on first use."""
-    ProjectionState.objects.bulk_create([ProjectionState(name=PROJECTION)], ignore_conflicts=True)
-    return ProjectionState.objects.get(name=PROJECTION)
+    state = ProjectionState.objects.filter(name=PROJECTION).first()
+    if state is None:
+        ProjectionState.objects.bulk_create(
+            [ProjectionState(name=PROJECTION)], ignore_conflicts=True
+        )
+        state = ProjectionState.objects.get(name=PROJECTION)
+    return state
 
 
 def active_generation() -> int:
@@ -74,7 +79,9 @@ def view_write(*, before: OrderState | None, after: OrderState, generation: int)
     """Make the serving row of the order equal `after`; raise StreamVersionConflict on a race.
 
     The row is changed only if it still shows `before`'s version: a writer that lost the race
-    waits on the row lock, finds a newer version and re-decides (see services).
+    waits on the row lock, finds a newer version and re-decides (see services). The status
+    counts are not touched here: `counts_move` does it as late as possible in the transaction,
+    since every writer shares those few rows.
     """
     order_id = uuid.UUID(after.order_id)
     fields = _row_fields(after)
@@ -90,6 +97,10 @@ def view_write(*, before: OrderState | None, after: OrderState, generation: int)
         ).update(**fields)
         if not changed:
             raise StreamVersionConflict(stream_id=order_id, expected=before.version)
+
+
+def counts_move(*, before: OrderState | None, after: OrderState, generation: int) -> None:
+    """Move one order from `before`'s status count to `after`'s."""
     if before is None or before.status != after.status:
         deltas = Counter({after.status: 1})
         if before is not None:

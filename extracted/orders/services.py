@@ -67,7 +67,7 @@ from .eventstore import (
     stream_load,
 )
 from .models import OrderStatus, Product
-from .projections import active_generation, view_write
+from .projections import active_generation, counts_move, view_write
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,8 @@ def _attempt(*, order_id: uuid.UUID, decide: Decide, source: str) -> OrderState 
             publish = announcements.PUBLISHERS.get(event.type)
             if publish is not None:
                 publish(state=after)
+    # The shared count rows last but one: they are locked from here to the commit.
+    counts_move(before=before, after=after, generation=generation)
     correlation_id, causation_id = current_ids()
     events_append(
         stream_id=order_id,
