@@ -181,12 +181,18 @@ def order_price(*, items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     skus = {item["sku"] for item in items}
     products = Product.objects.in_bulk(skus, field_name="sku")
     unknown = {
-        str(index): {"sku": [f"No product has the sku '{item['sku']}'."]}
+        str(index): {"sku": [f"Unknown sku '{item['sku']}'."]}
         for index, item in enumerate(items)
         if item["sku"] not in products
     }
     if unknown:
-        raise DomainError("Invalid input.", code="validation_error", fields={"items": unknown})
+        # The monolith's words and shape (orders.services.order_lines_priced), to the letter.
+        first = next(iter(unknown.values()))["sku"][0]
+        raise DomainError(
+            f"{first} Products are listed at /api/products/.",
+            code="validation_error",
+            fields={"items": unknown},
+        )
     return [
         {
             "sku": item["sku"],

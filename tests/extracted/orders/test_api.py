@@ -59,8 +59,8 @@ def test_an_unknown_sku_is_refused_naming_its_line(auth_client, catalogue):
     assert response.status_code == 400
     assert response.json() == {
         "error": "validation_error",
-        "detail": "Invalid input.",
-        "fields": {"items": {"1": {"sku": ["No product has the sku 'NOPE-9'."]}}},
+        "detail": "Unknown sku 'NOPE-9'. Products are listed at /api/products/.",
+        "fields": {"items": {"1": {"sku": ["Unknown sku 'NOPE-9'."]}}},
     }
     assert not OutboxEvent.objects.exists()
 
