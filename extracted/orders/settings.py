@@ -23,13 +23,17 @@ from service_kit.env import (
     relay_poll_seconds,
     var_dir,
 )
+from service_kit.var_secrets import var_secret
 
 BASE_DIR = Path(__file__).resolve().parent
 VAR_DIR = var_dir()
 STRANGLER_SERVICE_NAME = "orders"
 
 # ---------------------------------------------------------------- core
-SECRET_KEY = env_str("STRANGLER_SECRET_KEY", "dev-only-insecure-secret-key-change-me-in-production")
+# Unset: one key made up per var dir and shared by every half (service_kit/var_secrets.py).
+SECRET_KEY = env_str("STRANGLER_SECRET_KEY", "") or var_secret(
+    var_dir=VAR_DIR, name="secret-key", nbytes=48
+)
 DEBUG = env_bool("STRANGLER_DEBUG", False)
 ALLOWED_HOSTS = env_str("STRANGLER_ALLOWED_HOSTS", "*").split(",")
 # Behind strangler_proxy, links (pagination `next`/`previous`) must name the proxy's host, not
@@ -99,7 +103,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # ---------------------------------------------------------------- identity
-STRANGLER_IDENTITY_SECRET = env_str("STRANGLER_IDENTITY_SECRET", "")
+# The proxy's signing keys ("kid:secret,..."); unset: the var dir's, as the proxy reads it.
+STRANGLER_IDENTITY_SECRET = env_str("STRANGLER_IDENTITY_SECRET", "") or var_secret(
+    var_dir=VAR_DIR, name="identity-secret"
+)
+# The audience this service checks in a signed identity: the name the proxy's table gives it.
+STRANGLER_IDENTITY_AUDIENCE = env_str("STRANGLER_IDENTITY_AUDIENCE", STRANGLER_SERVICE_NAME)
 
 # ---------------------------------------------------------------- the event store
 # Snapshots spare a long stream its replay; an order rarely has more than four events, so the

@@ -18,9 +18,9 @@ import pytest
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
-from strangler_proxy.identity import HEADER, Identity, identity_sign
+from ..signing import SECRET, SignedClient
+from ..signing import signed as _signed
 
-SECRET = "test-identity-secret"
 ROOT = Path(__file__).resolve().parents[3]
 
 _users = itertools.count(2000)
@@ -38,10 +38,10 @@ def service_settings(settings) -> None:
     settings.STRANGLER_IDENTITY_SECRET = SECRET
 
 
-def signed(user_id: int, *, staff: bool = False) -> str:
-    """Return an X-Strangler-Identity value for `user_id`, as the proxy would sign it."""
-    identity = Identity(user_id=str(user_id), email=f"u{user_id}@example.com", is_staff=staff)
-    return identity_sign(identity=identity, secret=SECRET, ttl=60)
+def signed(user_id: int, *, method: str = "GET", path: str = "/api/orders/", **kw) -> str:
+    """Return an X-Strangler-Identity value for `user_id`, signed for the orders service."""
+    kw.setdefault("audience", "orders")
+    return _signed(user_id, method=method, path=path, **kw)
 
 
 @pytest.fixture
@@ -54,11 +54,7 @@ def client_for():
     """Return an API client carrying a signed identity: client_for(user_id, staff=False)."""
 
     def make(user_id: int, *, staff: bool = False) -> APIClient:
-        client = APIClient()
-        client.credentials(
-            **{f"HTTP_{HEADER.upper().replace('-', '_')}": signed(user_id, staff=staff)}
-        )
-        return client
+        return SignedClient(user_id, audience="orders", staff=staff)
 
     return make
 

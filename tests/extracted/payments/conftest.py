@@ -20,12 +20,12 @@ import pytest
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
-from service_kit.identity import HEADER, Identity, identity_keys_parse, identity_sign
 from service_kit.payment_provider import SUCCEED_CARD
 
+from ..signing import SECRET, SignedClient
+from ..signing import signed as _signed
 from .recording import RecordingProvider
 
-SECRET = "test-identity-secret-of-32-bytes-or-more"
 ROOT = Path(__file__).resolve().parents[3]
 
 _keys = itertools.count(1)
@@ -57,31 +57,10 @@ def provider(settings) -> type[RecordingProvider]:
     RecordingProvider.reset()
 
 
-def signed(
-    user_id: int, *, method: str = "POST", path: str = "/api/payments/", ttl: int = 30,
-    secret: str = SECRET, audience: str = "payments", now: float | None = None,
-) -> str:  # fmt: skip
-    """Return an X-Strangler-Identity value for `user_id`, as the proxy would sign it."""
-    identity = Identity(user_id=str(user_id), email=f"u{user_id}@example.com")
-    return identity_sign(
-        identity=identity, keys=identity_keys_parse(secret), audience=audience, method=method,
-        path=path, ttl=ttl, now=now,
-    )  # fmt: skip
-
-
-class SignedClient(APIClient):
-    """An API client that carries, on each request, an identity signed for that request."""
-
-    def __init__(self, user_id: int, **kwargs):
-        super().__init__(**kwargs)
-        self.user_id = user_id
-
-    def request(self, **request):
-        header = f"HTTP_{HEADER.upper().replace('-', '_')}"
-        request[header] = signed(
-            self.user_id, method=request["REQUEST_METHOD"], path=request["PATH_INFO"]
-        )
-        return super().request(**request)
+def signed(user_id: int, *, method: str = "POST", path: str = "/api/payments/", **kw) -> str:
+    """Return an X-Strangler-Identity value for `user_id`, signed for the payments service."""
+    kw.setdefault("audience", "payments")
+    return _signed(user_id, method=method, path=path, **kw)
 
 
 @pytest.fixture
@@ -94,7 +73,7 @@ def client_for():
     """Return an API client carrying a signed identity for `user_id`."""
 
     def make(user_id: int) -> APIClient:
-        return SignedClient(user_id)
+        return SignedClient(user_id, audience="payments")
 
     return make
 
