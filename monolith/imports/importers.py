@@ -18,7 +18,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
 from rest_framework import serializers
 
-from monolith.orders.models import Product
+from monolith.orders.models import Product, sku_validator
 
 from .csvfiles import Record
 from .models import ImportKind
@@ -41,7 +41,8 @@ class UserRow(serializers.Serializer):
 
 
 class ProductRow(serializers.Serializer):
-    sku = serializers.CharField(max_length=64)
+    # The same rule as an order line's sku: every imported product can be ordered.
+    sku = serializers.CharField(max_length=64, validators=[sku_validator])
     name = serializers.CharField(max_length=200)
     unit_price = serializers.DecimalField(max_digits=10, decimal_places=2, min_value=0)
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
+
+# One rule for a sku wherever one is written: the catalogue, its CSV import, an order's line.
+SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+SKU_MESSAGE = "Use 1-64 letters, digits, dots, underscores or hyphens."
+sku_validator = RegexValidator(SKU_PATTERN, message=SKU_MESSAGE)
 
 
 class OrderStatus(models.TextChoices):
@@ -39,6 +45,8 @@ class Order(models.Model):
 
 
 class OrderItem(models.Model):
+    """One line of an order; `unit_price` is the catalogue's price when the order was placed."""
+
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
     sku = models.CharField(max_length=64)
     quantity = models.PositiveIntegerField()
@@ -62,15 +70,23 @@ class OrderItem(models.Model):
 
 
 class Product(models.Model):
-    """The catalogue a bulk import fills; orders refer to products by sku."""
+    """The catalogue: the only source of prices. Orders name a sku; the price is copied from here.
 
-    sku = models.CharField(max_length=64, unique=True)
+    Filled by a data migration (a small demo catalogue), the CSV import and `manage.py seed`.
+    """
+
+    sku = models.CharField(max_length=64, unique=True, validators=[sku_validator])
     name = models.CharField(max_length=200)
     unit_price = models.DecimalField(max_digits=10, decimal_places=2)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["sku"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(unit_price__gte=0), name="product_price_nonneg"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.sku

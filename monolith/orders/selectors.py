@@ -1,4 +1,4 @@
-"""Reads of orders. A user sees only their own; anything else does not exist for them."""
+"""Reads of orders and the catalogue. A user sees only their own orders; the catalogue is public."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 
 from service_kit.errors import NotFound
 
-from .models import Order
+from .models import Order, Product
 
 
 def order_list(*, user, status: str | None = None) -> QuerySet[Order]:
@@ -27,3 +27,8 @@ def order_get(*, user, order_id: uuid.UUID | str) -> Order:
     except (Order.DoesNotExist, ValueError, TypeError, DjangoValidationError):
         # The same answer for "no such order" and "not yours": existence never leaks.
         raise NotFound(f"Order {order_id} does not exist.") from None
+
+
+def product_list() -> QuerySet[Product]:
+    """Return the catalogue, ordered by sku."""
+    return Product.objects.order_by("sku")

@@ -1,20 +1,19 @@
 """Shapes of the orders API: what a client may send, and what it gets back.
 
-Money goes out as a decimal string with two places. Fields the server owns (id, status, total,
-currency, timestamps, a line's line_total) are refused with 400 when a client sends them, so a
-client that believes it set a price learns at once that it did not.
+Money goes out as a decimal string with two places. A line names a `sku` and a `quantity`; its
+price comes from the catalogue. Fields the server owns (id, status, total, currency, timestamps,
+a line's unit_price and line_total) are refused with 400 when a client sends them, so a client
+that believes it set a price learns at once that it did not.
 """
 
 from __future__ import annotations
 
-from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from .models import Order, OrderItem, OrderStatus
+from .models import Order, OrderItem, OrderStatus, Product, sku_validator
 
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
-SKU_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
 SERVER_OWNED_ORDER_FIELDS = (
     "id",
@@ -25,7 +24,7 @@ SERVER_OWNED_ORDER_FIELDS = (
     "created_at",
     "updated_at",
 )
-SERVER_OWNED_ITEM_FIELDS = ("line_total",)
+SERVER_OWNED_ITEM_FIELDS = ("unit_price", "line_total")
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -103,17 +102,10 @@ class OrderItemInputSerializer(RefuseServerOwnedMixin, serializers.Serializer):
         min_length=1,
         max_length=64,
         trim_whitespace=False,
-        validators=[
-            RegexValidator(
-                SKU_PATTERN, message="Use 1-64 letters, digits, dots, underscores or hyphens."
-            )
-        ],
+        validators=[sku_validator],
+        help_text="A product of the catalogue (`GET /api/products/`).",
     )
     quantity = StrictIntegerField(min_value=1, max_value=MAX_QUANTITY)
-    # NUMERIC(10, 2): at most eight digits before the point and two after it.
-    unit_price = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, coerce_to_string=True
-    )
 
 
 class OrderCreateInputSerializer(RefuseServerOwnedMixin, serializers.Serializer):
@@ -141,6 +133,15 @@ class OrderOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = ["id", "status", "total", "currency", "items", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class ProductSerializer(serializers.ModelSerializer):
+    """A product of the catalogue as `GET /api/products/` shows it."""
+
+    class Meta:
+        model = Product
+        fields = ["sku", "name", "unit_price"]
         read_only_fields = fields
 
 

@@ -18,7 +18,7 @@ from monolith.events import order_cancelled_publish, order_placed_publish, order
 from service_kit.errors import DomainError, NotFound
 
 from . import tasks
-from .models import Order, OrderItem, OrderStatus
+from .models import Order, OrderItem, OrderStatus, Product
 from .states import assert_transition
 
 logger = logging.getLogger(__name__)
@@ -63,11 +63,48 @@ def order_total(*, items: Iterable[Mapping]) -> Decimal:
     return total.quantize(CENTS)
 
 
-def order_create(*, user, items: list[dict]) -> Order:
-    """Place a pending order for `user` with `items` (sku, quantity, unit_price) and its total.
+def order_lines_priced(*, items: Iterable[Mapping]) -> list[dict]:
+    """Return `items` (sku, quantity) as lines priced from the catalogue, in the same order.
 
-    The total is computed here from the lines; a client never supplies it. The confirmation
-    email is queued only once the order has committed.
+    Each line's unit_price is a snapshot of the product's price now. Skus that are not in the
+    catalogue are refused with a 400 that names each one under its line index, in the shape
+    the serializers give any other bad line: `{"items": {"1": {"sku": ["Unknown sku 'X'."]}}}`.
+    """
+    items = list(items)
+    prices = dict(
+        Product.objects.filter(sku__in={item["sku"] for item in items}).values_list(
+            "sku", "unit_price"
+        )
+    )
+    unknown = {
+        str(index): {"sku": [f"Unknown sku '{item['sku']}'."]}
+        for index, item in enumerate(items)
+        if item["sku"] not in prices
+    }
+    if unknown:
+        first = next(iter(unknown.values()))["sku"][0]
+        raise DomainError(
+            f"{first} Products are listed at /api/products/.",
+            code="validation_error",
+            fields={"items": unknown},
+        )
+    return [
+        {
+            "sku": item["sku"],
+            "quantity": int(item["quantity"]),
+            # Adding zero turns a "-0" into 0, so no line ever reads "-0.00".
+            "unit_price": Decimal(prices[item["sku"]]).quantize(CENTS) + 0,
+        }
+        for item in items
+    ]
+
+
+def order_create(*, user, items: list[dict]) -> Order:
+    """Place a pending order for `user` with `items` (sku, quantity), priced from the catalogue.
+
+    Prices and the total are the server's: each line's unit_price is copied from the product
+    (a snapshot: a later price change leaves placed orders as they were), and the total is their
+    sum. The confirmation email is queued only once the order has committed.
     """
     if not items:
         raise DomainError(
@@ -75,15 +112,7 @@ def order_create(*, user, items: list[dict]) -> Order:
             code="validation_error",
             fields={"items": ["This list may not be empty."]},
         )
-    lines = [
-        {
-            "sku": item["sku"],
-            "quantity": int(item["quantity"]),
-            # Adding zero turns a "-0" into 0, so no line ever reads "-0.00".
-            "unit_price": Decimal(item["unit_price"]).quantize(CENTS) + 0,
-        }
-        for item in items
-    ]
+    lines = order_lines_priced(items=items)
     total = order_total(items=lines)
     if total > MAX_ORDER_TOTAL:
         raise DomainError(

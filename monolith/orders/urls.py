@@ -11,6 +11,7 @@ from . import views
 app_name = "orders"
 
 urlpatterns = [
+    path("products/", views.ProductListApi.as_view(), name="products"),
     path("orders/", views.OrderListCreateApi.as_view(), name="list"),
     path("orders/<str:order_id>/", views.OrderDetailApi.as_view(), name="detail"),
     path("orders/<str:order_id>/cancel/", views.OrderCancelApi.as_view(), name="cancel"),

@@ -6,7 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,6 +19,7 @@ from .serializers import (
     OrderListFilterSerializer,
     OrderOutputSerializer,
     OrderTransitionErrorSerializer,
+    ProductSerializer,
 )
 
 ORDER_ID = OpenApiParameter("order_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -34,6 +35,30 @@ TRANSITION_ERROR = OpenApiResponse(
 class OrderPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
+
+
+class ProductListApi(APIView):
+    """`/api/products/`: the catalogue, public; the only source of an order line's price."""
+
+    permission_classes = [AllowAny]
+    pagination_class = OrderPagination
+
+    @extend_schema(
+        operation_id="products_list",
+        responses={
+            200: ProductSerializer(many=True),
+            401: OpenApiResponse(
+                OrderErrorSerializer,
+                description="A bad token was sent (send none: the catalogue is public).",
+            ),
+            404: OpenApiResponse(OrderErrorSerializer, description="A page past the end."),
+        },
+    )
+    def get(self, request):
+        """List the products one can order, by sku, with their current price."""
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.product_list(), request, view=self)
+        return paginator.get_paginated_response(ProductSerializer(page, many=True).data)
 
 
 class OrderListCreateApi(APIView):
@@ -65,14 +90,15 @@ class OrderListCreateApi(APIView):
         responses={
             201: OrderOutputSerializer,
             400: OpenApiResponse(
-                OrderErrorSerializer, description="Names each bad field and line."
+                OrderErrorSerializer,
+                description="Names each bad field and line: an unknown sku, a sent unit_price.",
             ),
             401: ERRORS[401],
             413: OpenApiResponse(OrderErrorSerializer, description="Body too large."),
         },
     )
     def post(self, request):
-        """Place an order; the server computes the total from the lines."""
+        """Place an order of catalogue skus; the server prices the lines and computes the total."""
         payload = OrderCreateInputSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         order = services.order_create(user=request.user, items=payload.validated_data["items"])

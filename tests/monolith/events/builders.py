@@ -19,9 +19,11 @@ def envelopes(event_type: str | None = None) -> list[Envelope]:
 
 
 def place(user, items=ITEMS):
+    """Place an order of `items`, each stocked in the catalogue at its unit_price first."""
     from monolith.orders.services import order_create
+    from tests.catalogue import stocked
 
-    return order_create(user=user, items=items)
+    return order_create(user=user, items=stocked(items))
 
 
 def pay(user, order, card: str = SUCCEED_CARD, key: str | None = None):

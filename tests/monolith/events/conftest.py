@@ -14,7 +14,16 @@ from tests.monolith.payments.recording import RecordingProvider
 
 SUCCEED_CARD = "4242424242424242"
 DECLINE_CARD = "4000000000000002"
-ITEMS = [{"sku": "BOOK-1", "quantity": 2, "unit_price": "12.50"}]
+# Lines as a client names them; the autouse `catalogue` fixture prices BOOK-1 at 12.50.
+ITEMS = [{"sku": "BOOK-1", "quantity": 2}]
+
+
+@pytest.fixture(autouse=True)
+def catalogue(db):
+    """Stock the product ITEMS orders, at 12.50."""
+    from tests.catalogue import stock
+
+    stock("BOOK-1", "12.50")
 
 
 @pytest.fixture(autouse=True)

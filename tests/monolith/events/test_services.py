@@ -10,6 +10,7 @@ from monolith.orders.services import order_cancel, order_create, order_ship
 from monolith.payments.services import payment_create, payment_refund
 from monolith.users.services import user_register, user_update
 from outbox.models import OutboxEvent
+from tests.catalogue import stocked
 
 from .conftest import DECLINE_CARD, ITEMS, SUCCEED_CARD, assert_valid, events, types
 
@@ -85,10 +86,12 @@ def test_a_refused_update_writes_no_event(user):
 def test_placing_an_order_writes_order_placed_with_its_lines(user):
     order = order_create(
         user=user,
-        items=[
-            {"sku": "BOOK-1", "quantity": 2, "unit_price": Decimal("12.5")},
-            {"sku": "PEN", "quantity": 1, "unit_price": "0.99"},
-        ],
+        items=stocked(
+            [
+                {"sku": "BOOK-1", "quantity": 2, "unit_price": Decimal("12.5")},
+                {"sku": "PEN", "quantity": 1, "unit_price": "0.99"},
+            ]
+        ),
     )
 
     [row] = events()

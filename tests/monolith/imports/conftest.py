@@ -14,6 +14,14 @@ def fast_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def empty_catalogue(db):
+    """Start from no products: these tests count what an import puts in the catalogue."""
+    from monolith.orders.models import Product
+
+    Product.objects.all().delete()
+
+
 @pytest.fixture
 def staff(make_user):
     return make_user(is_staff=True)

@@ -188,3 +188,13 @@ def test_quoted_fields_with_commas_and_a_bom_are_read(make_job):
 
 def test_importers_cover_every_kind():
     assert set(importers.IMPORTERS) == {"users", "products"}
+
+
+def test_a_product_whose_sku_could_never_be_ordered_is_refused(make_job):
+    job = make_job("products", "sku,name,unit_price\nhas space,Odd,1.00\nOK-1,Fine,2.00\n")
+
+    job = import_job_run(job_id=job.id)
+
+    assert (job.imported_count, job.error_count) == (1, 1)
+    assert job.errors[0]["row"] == 2 and job.errors[0]["field"] == "sku"
+    assert list(Product.objects.values_list("sku", flat=True)) == ["OK-1"]

@@ -9,6 +9,7 @@ import pytest
 
 from monolith.orders import services, tasks
 from monolith.orders.models import Order
+from tests.catalogue import stocked
 
 DEFAULT_ITEMS = [{"sku": "BOOK-1", "quantity": 2, "unit_price": Decimal("12.50")}]
 
@@ -31,7 +32,7 @@ def make_order(user):
     """Create an order through the service, then put it in `status` for the test's setup."""
 
     def make(owner=None, *, status: str = "pending", items=None) -> Order:
-        order = services.order_create(user=owner or user, items=items or DEFAULT_ITEMS)
+        order = services.order_create(user=owner or user, items=stocked(items or DEFAULT_ITEMS))
         if status != "pending":
             # Setup only: jump straight to the state under test instead of walking the machine.
             Order.objects.filter(pk=order.pk).update(status=status)

@@ -54,3 +54,20 @@ def test_full_project_schema_endpoint_answers(api_client, db):
     response = api_client.get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/orders/{order_id}/cancel/" in response.content
+
+
+def test_schema_documents_the_public_paginated_catalogue(orders_schema):
+    listing = orders_schema["paths"]["/api/products/"]["get"]
+    ok = listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert ok.endswith("PaginatedProductList")
+    components = orders_schema["components"]["schemas"]
+    assert set(components["Product"]["properties"]) == {"sku", "name", "unit_price"}
+    assert components["Product"]["properties"]["unit_price"]["type"] == "string"
+    # Anyone may call it: an anonymous caller is one of the accepted security requirements.
+    assert {} in listing["security"]
+
+
+def test_schema_shows_an_order_line_naming_only_sku_and_quantity(orders_schema):
+    line = orders_schema["components"]["schemas"]["OrderItemInputRequest"]
+    assert set(line["properties"]) == {"sku", "quantity"}
+    assert set(line["required"]) == {"sku", "quantity"}

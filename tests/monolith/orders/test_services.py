@@ -12,6 +12,7 @@ from kombu.exceptions import OperationalError
 from monolith.orders import selectors, services
 from monolith.orders.models import Order, OrderItem, OrderStatus
 from service_kit.errors import DomainError, NotFound
+from tests.catalogue import stock, stocked
 
 pytestmark = pytest.mark.django_db
 
@@ -19,10 +20,12 @@ pytestmark = pytest.mark.django_db
 def test_order_create_computes_the_total_from_the_lines(user):
     order = services.order_create(
         user=user,
-        items=[
-            {"sku": "A", "quantity": 3, "unit_price": Decimal("9.99")},
-            {"sku": "B", "quantity": 1, "unit_price": Decimal("0.1")},
-        ],
+        items=stocked(
+            [
+                {"sku": "A", "quantity": 3, "unit_price": Decimal("9.99")},
+                {"sku": "B", "quantity": 1, "unit_price": Decimal("0.1")},
+            ]
+        ),
     )
     order.refresh_from_db()
     assert order.total == Decimal("30.07")
@@ -32,6 +35,31 @@ def test_order_create_computes_the_total_from_the_lines(user):
         ("A", 3, Decimal("9.99")),
         ("B", 1, Decimal("0.10")),
     ]
+
+
+def test_order_create_takes_each_price_from_the_catalogue_as_a_snapshot(user):
+    stock("MUG", "12.50")
+    order = services.order_create(user=user, items=[{"sku": "MUG", "quantity": 2}])
+    stock("MUG", "99.00")  # a later price change leaves the placed order as it was
+    order.refresh_from_db()
+    assert order.total == Decimal("25.00")
+    assert [(i.sku, i.unit_price) for i in order.items.all()] == [("MUG", Decimal("12.50"))]
+
+
+def test_order_create_with_unknown_skus_names_each_line_and_writes_nothing(user):
+    stock("MUG", "12.50")
+    items = [
+        {"sku": "MUG", "quantity": 1},
+        {"sku": "NOPE", "quantity": 1},
+        {"sku": "X", "quantity": 2},
+    ]
+    with pytest.raises(DomainError) as caught:
+        services.order_create(user=user, items=items)
+    assert caught.value.fields == {
+        "items": {"1": {"sku": ["Unknown sku 'NOPE'."]}, "2": {"sku": ["Unknown sku 'X'."]}}
+    }
+    assert "Unknown sku 'NOPE'." in caught.value.detail
+    assert Order.objects.count() == 0
 
 
 def test_order_total_is_quantized_to_cents():
@@ -48,7 +76,7 @@ def test_order_create_without_items_is_refused_and_writes_nothing(user):
 
 
 def test_order_whose_total_overflows_the_column_is_refused_and_writes_nothing(user):
-    items = [{"sku": "GOLD", "quantity": 10_000, "unit_price": Decimal("99999999.99")}]
+    items = stocked([{"sku": "GOLD", "quantity": 10_000, "unit_price": Decimal("99999999.99")}])
     with pytest.raises(DomainError) as caught:
         services.order_create(user=user, items=items)
     assert "items" in caught.value.fields
@@ -62,7 +90,7 @@ def test_order_create_queues_the_confirmation_email_after_commit(
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         order = services.order_create(
-            user=user, items=[{"sku": "A", "quantity": 1, "unit_price": 1}]
+            user=user, items=stocked([{"sku": "A", "quantity": 1, "unit_price": 1}])
         )
     # Nothing is sent while the transaction is open.
     confirmation_apply_async.assert_not_called()
@@ -79,7 +107,9 @@ def test_order_rolled_back_never_queues_its_confirmation_email(
         pytest.raises(RuntimeError),
         transaction.atomic(),
     ):
-        services.order_create(user=user, items=[{"sku": "A", "quantity": 1, "unit_price": 1}])
+        services.order_create(
+            user=user, items=stocked([{"sku": "A", "quantity": 1, "unit_price": 1}])
+        )
         raise RuntimeError("the surrounding transaction fails")
     assert callbacks == []
     confirmation_apply_async.assert_not_called()
@@ -92,7 +122,7 @@ def test_broker_outage_after_commit_does_not_undo_or_fail_the_order(
     confirmation_apply_async.side_effect = OperationalError("broker unreachable")
     with django_capture_on_commit_callbacks(execute=True):
         order = services.order_create(
-            user=user, items=[{"sku": "A", "quantity": 1, "unit_price": 1}]
+            user=user, items=stocked([{"sku": "A", "quantity": 1, "unit_price": 1}])
         )
     confirmation_apply_async.assert_called_once()
     assert Order.objects.filter(pk=order.pk).exists()
