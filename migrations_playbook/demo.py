@@ -142,13 +142,14 @@ class Load:
     `X-Strangler-Upstream`), per stage of the walk; any unexpected answer is a failure.
     """
 
-    EXPECTED = {"register": 201, "login": 200, "order": 201, "pay": 201, "list": 200,
-                "read": 200, "refund": 200}  # fmt: skip
+    EXPECTED = {"catalogue": 200, "register": 201, "login": 200, "order": 201, "pay": 201,
+                "list": 200, "read": 200, "refund": 200}  # fmt: skip
 
     def __init__(self, base_url: str):
         self.base_url = base_url
         self.session = requests.Session()
         self.customers: list[Customer] = []
+        self.skus: list[str] = []  # the catalogue, read once: orders name skus, never prices
         self.stage = "monolith"
         self.counts: Counter[tuple[str, str, str]] = Counter()  # (stage, kind, upstream)
         self.failures: list[str] = []
@@ -193,10 +194,16 @@ class Load:
         return customer
 
     def buy(self, customer: Customer) -> None:
-        """Place an order and pay it."""
+        """Place an order of one product of the catalogue (prices are the shop's) and pay it."""
+        if not self.skus:
+            page = self.call("catalogue", "GET", "/api/products/")
+            self.skus = [product["sku"] for product in (page or {}).get("results", [])]
+            if not self.skus:
+                self.failures.append("catalogue GET /api/products/: no product to order")
+                return
+        sku = self.skus[len(customer.payments) % len(self.skus)]
         order = self.call("order", "POST", "/api/orders/", token=customer.token,
-                          json={"items": [{"sku": "DEMO-1", "quantity": 1,
-                                           "unit_price": "9.50"}]})  # fmt: skip
+                          json={"items": [{"sku": sku, "quantity": 1}]})  # fmt: skip
         if order is None:
             return
         payment = self.call("pay", "POST", "/api/payments/", token=customer.token,

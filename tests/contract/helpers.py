@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import requests
@@ -80,8 +81,8 @@ class Customer:
 
     # ---------------------------------------------------------------- shortcuts
     def place_order(self, items: list[dict] | None = None) -> dict:
-        """Place an order (one line of 2 x 12.50 by default) and return it; assert 201."""
-        items = items or [{"sku": "CONTRACT-1", "quantity": 2, "unit_price": "12.50"}]
+        """Place an order (2 of the catalogue's first product by default); assert 201."""
+        items = items or [{"sku": catalogue(self.api)[0]["sku"], "quantity": 2}]
         response = self.api.post("/api/orders/", json={"items": items})
         assert response.status_code == 201, response.text
         return response.json()
@@ -109,6 +110,36 @@ class Customer:
         response = self.api.get("/api/payments/", params={"order_id": order_id})
         assert response.status_code == 200, response.text
         return response.json()["results"]
+
+
+_catalogues: dict[str, list[dict]] = {}
+_catalogue_lock = threading.Lock()
+
+
+def catalogue(api: Api) -> list[dict]:
+    """Return the deployment's products (every page of the public `GET /api/products/`).
+
+    Fetched once per base URL. Orders name these skus; their prices are the catalogue's.
+    """
+    with _catalogue_lock:
+        if api.base_url not in _catalogues:
+            anonymous, products, path = Api(api.base_url), [], "/api/products/?page_size=100"
+            while path:
+                response = anonymous.get(path)
+                assert response.status_code == 200, response.text
+                body = response.json()
+                products += body["results"]
+                path = body["next"] and body["next"][body["next"].index("/api/") :]
+            assert len(products) >= 2, f"the contract needs 2 products to order, found {products}"
+            _catalogues[api.base_url] = products
+        return _catalogues[api.base_url]
+
+
+def order_total(api: Api, items: list[dict]) -> str:
+    """Return what `items` (sku, quantity) cost at the catalogue's prices, as "12.50"."""
+    prices = {product["sku"]: Decimal(product["unit_price"]) for product in catalogue(api)}
+    total = sum((prices[item["sku"]] * item["quantity"] for item in items), Decimal(0))
+    return f"{total:.2f}"
 
 
 def unique_email(prefix: str = "cx") -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import CARD_DECLINED, CARD_TIMEOUT, assert_error, eventually
+from .helpers import CARD_DECLINED, CARD_TIMEOUT, assert_error, catalogue, eventually, order_total
 
 pytestmark = pytest.mark.contract
 
@@ -24,17 +24,14 @@ def status_becomes(customer, order_id: str, expected: str) -> None:
 
 
 def test_place_pay_and_the_order_shows_paid(customer):
-    order = customer.place_order(
-        [
-            {"sku": "BOOK-1", "quantity": 3, "unit_price": "9.99"},
-            {"sku": "PEN-2", "quantity": 1, "unit_price": "0.10"},
-        ]
-    )
+    first, second = catalogue(customer.api)[:2]
+    items = [{"sku": first["sku"], "quantity": 3}, {"sku": second["sku"], "quantity": 1}]
+    order = customer.place_order(items)
 
     payment = customer.pay(order["id"])
 
     assert payment.status_code == 201, payment.text
-    assert payment.json()["amount"] == order["total"] == "30.07"
+    assert payment.json()["amount"] == order["total"] == order_total(customer.api, items)
     status_becomes(customer, order["id"], "paid")
     paid = customer.api.get("/api/orders/", params={"status": "paid"}).json()
     assert [o["id"] for o in paid["results"]] == [order["id"]]

@@ -152,6 +152,9 @@ class Load:
         self.running = threading.Event()
         self.stopping = threading.Event()
         self.idle = threading.Event()
+        products = requests.get(f"{base_url}/api/products/", timeout=10)
+        assert products.status_code == 200, products.text
+        self.sku = products.json()["results"][0]["sku"]  # the demo catalogue's first product
         self.tokens = [self._customer() for _ in range(users)]
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -192,8 +195,7 @@ class Load:
             latest = sorted(self.paid[token])[0]
             self._call("read", token, "GET", f"/api/payments/{latest}/")
         order = self._call("order", token, "POST", "/api/orders/",
-                           json={"items": [{"sku": "WALK-1", "quantity": 1,
-                                            "unit_price": "9.50"}]})  # fmt: skip
+                           json={"items": [{"sku": self.sku, "quantity": 1}]})  # fmt: skip
         if order is None:
             return
         payment = self._call("pay", token, "POST", "/api/payments/",
