@@ -410,9 +410,9 @@ def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[
 
 BENCH_USER = (
     "from django.contrib.auth import get_user_model; "
-    "from rest_framework.authtoken.models import Token; "
+    "from monolith.users.services import token_create; "
     "u = get_user_model().objects.create_user(email='bench@example.com', password='bench-pw'); "
-    "print(Token.objects.create(user=u).key)"
+    "print(token_create(user=u))"
 )
 
 

@@ -4,6 +4,7 @@ Unset variables mean the embedded default: a SQLite file and kombu's filesystem 
 `STRANGLER_VAR_DIR` (./var), so `make run` works on a machine with no servers installed.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from kombu import Exchange, Queue
@@ -17,6 +18,7 @@ from service_kit.env import (
     env_int,
     env_str,
     relay_poll_seconds,
+    shared_cache_config,
     var_dir,
 )
 from service_kit.var_secrets import var_secret
@@ -46,7 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "monolith.users",
     "monolith.orders",
@@ -128,6 +130,25 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# API tokens (django-rest-knox): stored as SHA-512 digests, one per login, each expiring.
+STRANGLER_TOKEN_TTL_S = env_int("STRANGLER_TOKEN_TTL_S", 7 * 24 * 3600)
+STRANGLER_TOKENS_PER_USER = env_int("STRANGLER_TOKENS_PER_USER", 20)
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Bearer",
+    "TOKEN_TTL": timedelta(seconds=STRANGLER_TOKEN_TTL_S),
+    "AUTO_REFRESH": False,
+}
+# Login throttles (service_kit/login_throttle.py): failures per account, attempts per address.
+STRANGLER_LOGIN_ACCOUNT_FAILURES = env_int("STRANGLER_LOGIN_ACCOUNT_FAILURES", 10)
+STRANGLER_LOGIN_ACCOUNT_WINDOW_S = env_int("STRANGLER_LOGIN_ACCOUNT_WINDOW_S", 900)
+STRANGLER_LOGIN_ADDRESS_ATTEMPTS = env_int("STRANGLER_LOGIN_ADDRESS_ATTEMPTS", 300)
+STRANGLER_LOGIN_ADDRESS_WINDOW_S = env_int("STRANGLER_LOGIN_ADDRESS_WINDOW_S", 300)
+# Peers whose X-Forwarded-For is believed: the proxy, on loopback or the private network.
+STRANGLER_TRUSTED_PROXIES = env_str(
+    "STRANGLER_TRUSTED_PROXIES",
+    "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "strangler monolith API",
     "DESCRIPTION": "Users, orders and payments: the contract every extracted service keeps.",
@@ -147,7 +168,11 @@ STRANGLER_PAYMENT_TIMEOUT_S = env_float("STRANGLER_PAYMENT_TIMEOUT_S", 5.0)
 STRANGLER_IDEMPOTENCY_RETENTION_S = env_float(
     "STRANGLER_IDEMPOTENCY_RETENTION_S", 24 * 3600.0, above=0.0
 )
-OUTBOX_CLEANUP_EXTRA = ["monolith.payments.services.purge_expired_idempotency_records"]
+OUTBOX_CLEANUP_EXTRA = [
+    "monolith.payments.services.purge_expired_idempotency_records",
+    "monolith.users.services.token_purge_expired",
+    "monolith.users.services.throttle_purge_expired",
+]
 
 # ---------------------------------------------------------------- email
 EMAIL_BACKEND = env_str(
@@ -156,12 +181,18 @@ EMAIL_BACKEND = env_str(
 EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 DEFAULT_FROM_EMAIL = env_str("STRANGLER_FROM_EMAIL", "shop@strangler.example")
 
-# ---------------------------------------------------------------- Celery
+# ---------------------------------------------------------------- Celery, Redis, cache
 BROKER_URL = broker_url()
 BROKER_TRANSPORT_OPTIONS = broker_transport_options(BROKER_URL)
 REDIS_URL = env_str("REDIS_URL", "")
 # Where proxies hear that a user's tokens were revoked (service_kit.revocations).
 STRANGLER_AUTH_REVOKE_CHANNEL = env_str("STRANGLER_AUTH_REVOKE_CHANNEL", "strangler:auth:revoked")
+# Shared by the web workers (login throttles): Redis when set, else a database table.
+CACHES = {
+    "default": shared_cache_config(
+        service=STRANGLER_SERVICE_NAME, database=DATABASES["default"], redis_url=REDIS_URL
+    )
+}
 OUTBOX_RELAY_POLL_S = relay_poll_seconds(DATABASES["default"])
 CELERY_BROKER_URL = BROKER_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = BROKER_TRANSPORT_OPTIONS

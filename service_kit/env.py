@@ -7,6 +7,7 @@ the environment at import time. Unset values fall back to the documented embedde
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -130,4 +131,33 @@ def broker_transport_options(url: str) -> dict:
     return {key: str(folder) for key, folder in folders.items()} | {
         "store_processed": False,
         "polling_interval": 0.1,
+    }
+
+
+CACHE_TABLE = "strangler_cache"
+
+
+def shared_cache_config(*, service: str, database: dict, redis_url: str) -> dict:
+    """Return CACHES['default']: state every worker of a half must share (login throttles).
+
+    Redis when `redis_url` is set (atomic counters, expiry built in); otherwise the database
+    cache in the table `strangler_cache`, which the users app's migrations create. Keys are
+    prefixed by the service and its database, so deployments that share one Redis never share
+    counters.
+    """
+    where = "|".join(str(database.get(key, "")) for key in ("ENGINE", "HOST", "PORT", "NAME"))
+    prefix = f"strangler:{service}:{hashlib.sha256(where.encode()).hexdigest()[:12]}"
+    if redis_url:
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": prefix,
+            "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+        }
+    return {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": CACHE_TABLE,
+        "KEY_PREFIX": prefix,
+        # Culling drops arbitrary keys once the table is full, counters included: keep it rare.
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
     }

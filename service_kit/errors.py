@@ -14,6 +14,7 @@ The domain exception tree, raised by service functions and translated here once:
     ├── Conflict                     409: e.g. an illegal state transition
     │   └── InvalidTransition        409: names both states
     ├── IdempotencyMismatch          422: same Idempotency-Key, different request
+    ├── RateLimited                  429: too many attempts; carries Retry-After (seconds)
     └── UpstreamUnavailable          503/504: a dependency (payment provider) failed
 """
 
@@ -84,6 +85,17 @@ class IdempotencyMismatch(DomainError):
     code = "idempotency_key_reused"
 
 
+class RateLimited(DomainError):
+    """Too many attempts (e.g. logins): answered 429 with `Retry-After: <retry_after>`."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "throttled"
+
+    def __init__(self, detail: str, *, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after))
+
+
 class UpstreamUnavailable(DomainError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     code = "upstream_unavailable"
@@ -121,7 +133,8 @@ def _first_message(detail: Any) -> str:
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """Turn domain and DRF exceptions into the JSON error contract (DRF's EXCEPTION_HANDLER)."""
     if isinstance(exc, DomainError):
-        return Response(exc.as_body(), status=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return Response(exc.as_body(), status=exc.status_code, headers=headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             {"error": "payload_too_large", "detail": str(exc) or "Request body too large."},

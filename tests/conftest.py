@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 
 import pytest
 from rest_framework.test import APIClient
@@ -25,6 +26,19 @@ def _isolated_payment_ledger(settings, _payment_ledger):
 def _fast_password_hashing(settings):
     """Hash passwords with MD5 in tests: PBKDF2's deliberate slowness is not under test."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_keys(settings):
+    """Give each test its own cache key prefix: login throttles never carry over between tests.
+
+    The cache stays the real one (Redis under `make test`, else the database table).
+    """
+    default = settings.CACHES.get("default", {})
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**default, "KEY_PREFIX": f"{default.get('KEY_PREFIX', '')}:{uuid.uuid4().hex}"},
+    }
 
 
 @pytest.fixture
@@ -54,14 +68,13 @@ def user(make_user):
 def client_for(db):
     """Return an API client authenticated as the given user with a Bearer token."""
 
-    # Imported here, not at the top: the extracted services' settings install no authtoken app,
-    # and a module-level import of its model would break collecting their tests.
-    from rest_framework.authtoken.models import Token
+    # Imported here, not at the top: the extracted services' settings install no knox app, and
+    # a module-level import of the users services would break collecting their tests.
+    from monolith.users.services import token_create
 
     def make(user) -> APIClient:
-        token, _ = Token.objects.get_or_create(user=user)
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_create(user=user)}")
         return client
 
     return make

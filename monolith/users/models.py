@@ -7,6 +7,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models.functions import Lower
 
+from service_kit.env import CACHE_TABLE
+
 
 class UserManager(BaseUserManager):
     """Create users by email; the email's domain is lower-cased, as Django does."""
@@ -55,3 +57,21 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+
+class CacheEntry(models.Model):
+    """A row of Django's database cache, which holds the login throttles when REDIS_URL is unset.
+
+    Declared here so that migrations create the table `createcachetable` would (same columns,
+    same index); only the cache backend reads and writes it. See service_kit.env.
+    """
+
+    cache_key = models.CharField(max_length=255, primary_key=True)
+    value = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = CACHE_TABLE
+
+    def __str__(self) -> str:
+        return self.cache_key

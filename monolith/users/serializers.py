@@ -119,6 +119,9 @@ class NoBodySerializer(serializers.Serializer):
 
 
 class TokenSerializer(serializers.Serializer):
-    """Output of POST /api/auth/token/: send it back as `Authorization: Bearer <token>`."""
+    """Output of POST /api/auth/token/: send it back as `Authorization: Bearer <token>`.
 
-    token = serializers.CharField(source="key", read_only=True)
+    A new token per login, valid for STRANGLER_TOKEN_TTL_S (7 days by default); shown only here.
+    """
+
+    token = serializers.CharField(read_only=True)

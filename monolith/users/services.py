@@ -1,4 +1,4 @@
-"""User business logic: the only code that creates or changes a user or its token.
+"""User business logic: the only code that creates or changes a user or its tokens.
 
 Each function runs in its own `transaction.atomic()`, so the outbox can write the matching
 `user.registered` / `user.updated` event in the same transaction as the change.
@@ -10,25 +10,34 @@ Rules enforced here, whoever calls (the API, the admin, imports):
 * a new password is accepted only with the current one, unless a trusted caller (the admin's
   "set password" page) waives that check explicitly;
 * a wrong email, a wrong password and an inactive account are one and the same 401, so the
-  login endpoint does not tell which accounts exist.
+  login endpoint does not tell which accounts exist;
+* logins are throttled per account and per client address (service_kit.login_throttle);
+* tokens (knox `AuthToken`) are stored as digests, expire after `STRANGLER_TOKEN_TTL_S`, one is
+  made per login (at most `STRANGLER_TOKENS_PER_USER` live ones, the oldest revoked first);
+  logout revokes the token it was called with; a password change or a deactivation revokes
+  every token of the user, and the proxy is told after commit (service_kit.revocations).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from knox.models import AuthToken
 from rest_framework import status
-from rest_framework.authtoken.models import Token
 
 from monolith.events import user_registered_publish, user_updated_publish
 from service_kit.errors import DomainError
+from service_kit.login_throttle import login_attempt_begin, login_attempt_succeeded
+from service_kit.revocations import revocation_publish
 
-from .models import User
+from .models import CacheEntry, User
 
 EMAIL_TAKEN = "A user with this email address already exists."
 
@@ -111,6 +120,10 @@ def user_update(*, user: User, require_current_password: bool = True, **fields: 
             if changed:
                 locked.save(update_fields=[*changed, "updated_at"])
                 user_updated_publish(user=locked, changed=changed)
+                # A new password shuts out whoever learned the old one, on every device; a
+                # deactivated account keeps no way in.
+                if "password" in changed or ("is_active" in changed and not locked.is_active):
+                    token_revoke_all(user=locked)
     except IntegrityError:
         if "email" in fields and _email_in_use(email=fields["email"], exclude_id=user.pk):
             raise _field_error("email", EMAIL_TAKEN) from None
@@ -152,22 +165,85 @@ def _apply_changes(
     return changed
 
 
-def user_login(*, email: str, password: str) -> Token:
-    """Return the user's API token, creating it on first login; raise InvalidCredentials."""
+def user_login(*, email: str, password: str, client_address: str) -> str:
+    """Return a new API token for the user, or raise InvalidCredentials (401) or RateLimited (429).
+
+    The attempt is counted against the client address and the account before the password is
+    checked; a throttled attempt is refused even with the right password.
+    """
+    email = email.strip()
+    login_attempt_begin(email=email, address=client_address)
     # ModelBackend looks the email up case-insensitively (UserManager.get_by_natural_key),
     # refuses inactive users, and hashes even for unknown emails so timing reveals nothing.
-    user = authenticate(request=None, email=email.strip(), password=password)
+    user = authenticate(request=None, email=email, password=password)
     if user is None:
         raise InvalidCredentials("Unable to log in with the given email and password.")
+    login_attempt_succeeded(email=email)
     with transaction.atomic():
-        token, _ = Token.objects.get_or_create(user=user)
+        token = token_create(user=user)
         # last_login alone is bookkeeping, not a profile change: updated_at stays put.
         user.last_login = timezone.now()
         user.save(update_fields=["last_login"])
     return token
 
 
-def user_logout(*, user: User) -> None:
-    """Revoke the user's API token; requests with it are refused from now on."""
+def user_logout(*, token: AuthToken) -> None:
+    """Revoke the token the caller used; the user's other tokens (other devices) stay valid."""
     with transaction.atomic():
-        Token.objects.filter(user=user).delete()
+        token_revoke(token=token)
+
+
+def token_create(*, user: User) -> str:
+    """Make a new token for `user` and return it: the only time it exists in clear.
+
+    The database keeps its digest and expiry (now + STRANGLER_TOKEN_TTL_S). Beyond
+    STRANGLER_TOKENS_PER_USER live tokens, the oldest are revoked.
+    """
+    with transaction.atomic():
+        _, token = AuthToken.objects.create(
+            user=user, expiry=timedelta(seconds=settings.STRANGLER_TOKEN_TTL_S)
+        )
+        keep = max(1, settings.STRANGLER_TOKENS_PER_USER)
+        oldest = (
+            AuthToken.objects.filter(user=user)
+            .order_by("-created", "-digest")
+            .values_list("digest", flat=True)[keep:]
+        )
+        if AuthToken.objects.filter(digest__in=list(oldest)).delete()[0]:
+            _revocation_after_commit(user_id=user.pk)
+    return token
+
+
+def token_revoke(*, token: AuthToken) -> None:
+    """Delete one token; the proxy is told once the deletion commits."""
+    with transaction.atomic():
+        AuthToken.objects.filter(digest=token.digest).delete()
+        _revocation_after_commit(user_id=token.user_id)
+
+
+def token_revoke_all(*, user: User) -> int:
+    """Delete every token of `user` and return how many; the proxy is told after commit."""
+    with transaction.atomic():
+        deleted, _ = AuthToken.objects.filter(user=user).delete()
+        _revocation_after_commit(user_id=user.pk)
+    return deleted
+
+
+def token_purge_expired(*, now: datetime | None = None) -> int:
+    """Delete expired tokens (they are refused anyway); the relay's cleanup runs this."""
+    deleted, _ = AuthToken.objects.filter(expiry__lte=now or timezone.now()).delete()
+    return deleted
+
+
+def throttle_purge_expired(*, now: datetime | None = None) -> int:
+    """Delete expired rows of the database cache (login throttles); the relay's cleanup runs it.
+
+    Django's database cache only deletes expired rows once the table is full; without Redis,
+    every address and email that tried to log in leaves one.
+    """
+    deleted, _ = CacheEntry.objects.filter(expires__lte=now or timezone.now()).delete()
+    return deleted
+
+
+def _revocation_after_commit(*, user_id: int) -> None:
+    transaction.on_commit(lambda: revocation_publish(user_id=user_id), robust=True)

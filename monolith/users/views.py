@@ -8,6 +8,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from service_kit.auth import BearerTokenAuthentication
+from service_kit.login_throttle import client_address
 from service_kit.parsers import BoundedJSONParser
 
 from . import selectors, services
@@ -25,6 +26,11 @@ from .serializers import (
 _BAD_INPUT = OpenApiResponse(UserErrorSerializer, description="A field is missing or invalid.")
 _ANONYMOUS = OpenApiResponse(UserErrorSerializer, description="No token, or a bad or revoked one.")
 _NOT_STAFF = OpenApiResponse(UserErrorSerializer, description="Only staff may list users.")
+_THROTTLED = OpenApiResponse(
+    UserErrorSerializer,
+    description="Too many failed logins for the account, or attempts from the address; "
+    "`Retry-After` says how many seconds to wait.",
+)
 
 
 class UsersAPIView(GenericAPIView):
@@ -122,18 +128,21 @@ class TokenLoginView(UsersAPIView):
             200: TokenSerializer,
             400: _BAD_INPUT,
             401: OpenApiResponse(UserErrorSerializer, description="Wrong credentials or inactive."),
+            429: _THROTTLED,
         },
     )
     def post(self, request):
-        """Log in: return the caller's token, the same one until logout."""
+        """Log in: return a new token for this device, valid for 7 days by default."""
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        token = services.user_login(**serializer.validated_data)
-        return Response(TokenSerializer(token).data)
+        token = services.user_login(
+            **serializer.validated_data, client_address=client_address(request.META)
+        )
+        return Response(TokenSerializer({"token": token}).data)
 
 
 class LogoutView(UsersAPIView):
-    """`/api/auth/logout/`: revoke the caller's token."""
+    """`/api/auth/logout/`: revoke the token the request was made with."""
 
     serializer_class = NoBodySerializer
 
@@ -143,6 +152,6 @@ class LogoutView(UsersAPIView):
         responses={204: OpenApiResponse(description="The token is revoked."), 401: _ANONYMOUS},
     )
     def post(self, request):
-        """Log out: the token in use stops working at once."""
-        services.user_logout(user=request.user)
+        """Log out: the token in use stops working at once; other devices' tokens stay."""
+        services.user_logout(token=request.auth)
         return Response(status=status.HTTP_204_NO_CONTENT)

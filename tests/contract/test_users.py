@@ -181,6 +181,31 @@ def test_logging_out_revokes_the_token_at_once_and_a_new_login_issues_another(cu
     assert login(api, customer.email, PASSWORD) != customer.token
 
 
+def test_each_login_issues_its_own_token_and_logout_revokes_only_that_one(customer, api):
+    other_device = api.with_token(login(api, customer.email, PASSWORD))
+    assert other_device.token != customer.token
+
+    assert customer.api.post("/api/auth/logout/").status_code == 204
+
+    assert_error(customer.api.get("/api/users/me/"), 401, "authentication_failed")
+    assert other_device.get("/api/users/me/").json()["id"] == customer.id
+
+
+def test_guessing_a_password_is_throttled_per_account_with_retry_after(api):
+    user = register(api)
+    guesses = [
+        api.post("/api/auth/token/", json={"email": user["email"], "password": f"guess-{n}-Pw"})
+        for n in range(10)
+    ]
+    assert [r.status_code for r in guesses] == [401] * 10, [r.text for r in guesses]
+
+    # Once throttled, even the right password is refused until the window ends.
+    response = api.post("/api/auth/token/", json={"email": user["email"], "password": PASSWORD})
+
+    assert_error(response, 429, "throttled")
+    assert int(response.headers["Retry-After"]) >= 1
+
+
 def test_logout_only_answers_post(customer):
     assert_error(customer.api.get("/api/auth/logout/"), 405, "method_not_allowed")
 
@@ -258,16 +283,19 @@ def test_a_wrong_current_password_is_a_400_not_a_401(customer):
     assert customer.api.get("/api/users/me/").status_code == 200
 
 
-def test_changing_the_password_keeps_the_token_and_switches_the_login(customer, api):
+def test_changing_the_password_revokes_every_token_and_switches_the_login(customer, api):
     new_password = "n3w-Passw0rd-contract"
+    other_device = api.with_token(login(api, customer.email, PASSWORD))
 
     response = customer.api.patch(
         "/api/users/me/", json={"password": new_password, "current_password": PASSWORD}
     )
 
     assert response.status_code == 200, response.text
-    assert customer.api.get("/api/users/me/").status_code == 200
-    assert login(api, customer.email, new_password) == customer.token
+    assert_error(customer.api.get("/api/users/me/"), 401, "authentication_failed")
+    assert_error(other_device.get("/api/users/me/"), 401, "authentication_failed")
+    fresh = login(api, customer.email, new_password)
+    assert fresh not in (customer.token, other_device.token)
     refused = api.post("/api/auth/token/", json={"email": customer.email, "password": PASSWORD})
     assert_error(refused, 401, "authentication_failed")
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
+from knox.models import AuthToken
 
 from .conftest import PASSWORD, bearer
 
@@ -24,7 +27,8 @@ def test_login_returns_a_token_that_authenticates_the_user(api_client, make_user
 
     assert response.status_code == 200
     token = response.json()["token"]
-    assert response.json() == {"token": Token.objects.get(user=user).key}
+    assert set(response.json()) == {"token"}
+    assert AuthToken.objects.filter(user=user).count() == 1
     me = bearer(token).get(ME)
     assert me.status_code == 200
     assert me.json()["email"] == "ada@example.com"
@@ -38,13 +42,59 @@ def test_login_ignores_the_case_of_the_email(api_client, make_user):
     assert response.status_code == 200
 
 
-def test_login_twice_returns_the_same_token_and_records_last_login(api_client, user):
+def test_each_login_makes_a_new_token_for_its_device_and_records_last_login(api_client, user):
     first = login(api_client, user.email).json()["token"]
     second = login(api_client, user.email).json()["token"]
 
-    assert first == second
+    assert first != second
+    assert bearer(first).get(ME).status_code == 200
+    assert bearer(second).get(ME).status_code == 200
     user.refresh_from_db()
     assert user.last_login is not None
+
+
+def test_the_database_never_holds_a_token_in_clear(api_client, user):
+    from django.db import connection
+
+    token = login(api_client, user.email).json()["token"]
+
+    stored = AuthToken.objects.get(user=user)
+    assert token not in (stored.digest, stored.token_key)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM knox_authtoken")
+        assert token not in repr(cursor.fetchall())
+
+
+def test_a_token_expires_after_the_configured_lifetime(api_client, user, settings):
+    settings.STRANGLER_TOKEN_TTL_S = 3600
+    token = login(api_client, user.email).json()["token"]
+    stored = AuthToken.objects.get(user=user)
+    assert abs(stored.expiry - timezone.now() - dt.timedelta(hours=1)) < dt.timedelta(minutes=1)
+
+    AuthToken.objects.filter(pk=stored.pk).update(expiry=timezone.now() - dt.timedelta(seconds=1))
+
+    response = bearer(token).get(ME)
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": "authentication_failed",
+        "detail": "The token has expired; log in again.",
+    }
+
+
+def test_the_default_token_lifetime_is_seven_days(api_client, user):
+    login(api_client, user.email)
+
+    left = AuthToken.objects.get(user=user).expiry - timezone.now()
+    assert dt.timedelta(days=7) - dt.timedelta(minutes=1) < left <= dt.timedelta(days=7)
+
+
+def test_beyond_the_per_user_cap_the_oldest_tokens_are_revoked(api_client, user, settings):
+    settings.STRANGLER_TOKENS_PER_USER = 2
+    first, second, third = (login(api_client, user.email).json()["token"] for _ in range(3))
+
+    assert bearer(first).get(ME).status_code == 401
+    assert bearer(second).get(ME).status_code == 200
+    assert bearer(third).get(ME).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -64,7 +114,7 @@ def test_login_with_wrong_credentials_is_a_401_that_does_not_say_which(
         "detail": "Unable to log in with the given email and password.",
     }
     assert response["WWW-Authenticate"] == "Bearer"
-    assert not Token.objects.exists()
+    assert not AuthToken.objects.exists()
 
 
 def test_login_of_an_inactive_user_is_a_401(api_client, make_user):
@@ -119,15 +169,17 @@ def test_login_works_even_with_a_stale_bearer_header(user):
     assert response.status_code == 200
 
 
-def test_logout_revokes_the_token(api_client, user):
+def test_logout_revokes_the_token_it_was_called_with_and_no_other(api_client, user):
     token = login(api_client, user.email).json()["token"]
+    other_device = login(api_client, user.email).json()["token"]
     client = bearer(token)
 
     response = client.post(LOGOUT)
 
     assert response.status_code == 204
     assert response.content == b""
-    assert not Token.objects.filter(user=user).exists()
+    assert AuthToken.objects.filter(user=user).count() == 1
+    assert bearer(other_device).get(ME).status_code == 200
     after = client.get(ME)
     assert after.status_code == 401
     assert after.json() == {"error": "authentication_failed", "detail": "Invalid token."}

@@ -102,8 +102,10 @@ def test_patch_to_an_email_taken_in_another_case_is_refused(auth_client, user, m
     assert user.email != "TAKEN@example.com"
 
 
-def test_patch_password_with_the_current_one_changes_it_and_keeps_the_token(auth_client, user):
-    response = auth_client.patch(
+def test_patch_password_with_the_current_one_changes_it_and_revokes_every_token(client_for, user):
+    this_device, other_device = client_for(user), client_for(user)
+
+    response = this_device.patch(
         ME, {"password": "n3w-Long-passphrase", "current_password": PASSWORD}, format="json"
     )
 
@@ -111,6 +113,33 @@ def test_patch_password_with_the_current_one_changes_it_and_keeps_the_token(auth
     assert "password" not in response.json()
     user.refresh_from_db()
     assert user.check_password("n3w-Long-passphrase")
+    # Whoever learned the old password (or stole a token) is out, on every device.
+    assert this_device.get(ME).status_code == 401
+    assert other_device.get(ME).status_code == 401
+
+
+def test_a_password_change_tells_the_proxy_after_commit(
+    client_for, user, django_capture_on_commit_callbacks, monkeypatch
+):
+    from monolith.users import services
+
+    published = []
+    monkeypatch.setattr(services, "revocation_publish", lambda **kw: published.append(kw))
+    client = client_for(user)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        client.patch(
+            ME, {"password": "n3w-Long-passphrase", "current_password": PASSWORD}, format="json"
+        )
+        assert published == []  # nothing before commit: a re-resolved token would be cached
+
+    for callback in callbacks:
+        callback()
+    assert {"user_id": user.pk} in published
+
+
+def test_a_profile_change_without_a_new_password_keeps_the_tokens(auth_client):
+    assert auth_client.patch(ME, {"full_name": "Ada"}, format="json").status_code == 200
     assert auth_client.get(ME).status_code == 200
 
 
@@ -208,9 +237,9 @@ def test_a_user_cannot_reach_another_users_profile_through_me(client_for, make_u
 
 
 def test_token_of_one_user_never_shows_another(make_user):
-    from rest_framework.authtoken.models import Token
+    from monolith.users.services import token_create
 
     ada, bob = make_user(), make_user()
-    token = Token.objects.create(user=ada)
+    token = token_create(user=ada)
 
-    assert bearer(token.key).get(ME).json()["id"] == ada.id != bob.id
+    assert bearer(token).get(ME).json()["id"] == ada.id != bob.id

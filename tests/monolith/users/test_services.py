@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import IntegrityError, transaction
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
+from knox.models import AuthToken
 
 from monolith.users import services
 from monolith.users.models import User
@@ -101,15 +104,31 @@ def test_user_update_can_set_flags_and_a_password_for_trusted_callers(user):
 
 def test_user_login_of_an_unknown_email_raises_invalid_credentials():
     with pytest.raises(services.InvalidCredentials) as caught:
-        services.user_login(email="nobody@example.com", password=PASSWORD)
+        services.user_login(
+            email="nobody@example.com", password=PASSWORD, client_address="192.0.2.1"
+        )
 
     assert caught.value.status_code == 401
 
 
-def test_user_logout_of_a_user_without_a_token_is_harmless(user):
-    services.user_logout(user=user)
+def test_user_logout_of_a_token_already_revoked_is_harmless(user):
+    services.token_create(user=user)
+    token = AuthToken.objects.get(user=user)
+    services.token_revoke_all(user=user)
 
-    assert not Token.objects.filter(user=user).exists()
+    services.user_logout(token=token)
+
+    assert not AuthToken.objects.filter(user=user).exists()
+
+
+def test_token_purge_deletes_only_expired_tokens(user):
+    services.token_create(user=user)
+    services.token_create(user=user)
+    old, new = AuthToken.objects.filter(user=user).order_by("created")
+    AuthToken.objects.filter(pk=old.pk).update(expiry=timezone.now() - dt.timedelta(seconds=1))
+
+    assert services.token_purge_expired() == 1
+    assert list(AuthToken.objects.values_list("pk", flat=True)) == [new.pk]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -154,3 +173,12 @@ def test_two_concurrent_registrations_of_one_email_in_different_case_create_one_
     refused = next(o for o in outcomes if isinstance(o, DomainError))
     assert refused.fields == {"email": [services.EMAIL_TAKEN]}
     assert User.objects.filter(email__iexact="race@x.com").count() == 1
+
+
+def test_deactivating_a_user_revokes_every_token(user):
+    services.token_create(user=user)
+    services.token_create(user=user)
+
+    services.user_update(user=user, require_current_password=False, is_active=False)
+
+    assert not AuthToken.objects.filter(user=user).exists()
