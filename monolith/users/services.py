@@ -29,7 +29,9 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from knox.crypto import create_token_string, hash_token
 from knox.models import AuthToken
+from knox.settings import CONSTANTS
 from rest_framework import status
 
 from monolith.events import user_registered_publish, user_updated_publish
@@ -199,10 +201,17 @@ def token_create(*, user: User) -> str:
     The database keeps its digest and expiry (now + STRANGLER_TOKEN_TTL_S). Beyond
     STRANGLER_TOKENS_PER_USER live tokens, the oldest are revoked.
     """
+    token = create_token_string()
+    digest = hash_token(token)
     with transaction.atomic():
-        _, token = AuthToken.objects.create(
-            user=user, expiry=timedelta(seconds=settings.STRANGLER_TOKEN_TTL_S)
-        )
+        # knox's own create() would keep the token's first 15 characters in clear as a lookup
+        # handle; we look tokens up by digest, so the handle is cut from the digest instead.
+        AuthToken(
+            digest=digest,
+            token_key=digest[: CONSTANTS.TOKEN_KEY_LENGTH],
+            user=user,
+            expiry=timezone.now() + timedelta(seconds=settings.STRANGLER_TOKEN_TTL_S),
+        ).save(force_insert=True)
         keep = max(1, settings.STRANGLER_TOKENS_PER_USER)
         oldest = (
             AuthToken.objects.filter(user=user)

@@ -32,15 +32,17 @@ def hash_clear_tokens(apps, schema_editor):
         rows = cursor.fetchall()
     ttl = getattr(settings, "STRANGLER_TOKEN_TTL_S", SEVEN_DAYS_S)
     expiry = timezone.now() + timedelta(seconds=ttl)
+    digests = [(hash_token(key), user_id) for key, user_id in rows]
     auth_token.objects.using(connection.alias).bulk_create(
         [
             auth_token(
-                digest=hash_token(key),
-                token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH],
+                digest=digest,
+                # Not the key's first characters, as knox would: nothing of the key stays.
+                token_key=digest[: CONSTANTS.TOKEN_KEY_LENGTH],
                 user_id=user_id,
                 expiry=expiry,
             )
-            for key, user_id in rows
+            for digest, user_id in digests
         ],
         ignore_conflicts=True,
     )

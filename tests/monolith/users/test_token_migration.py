@@ -42,7 +42,7 @@ def test_a_clear_token_is_hashed_keeps_working_and_the_clear_table_is_gone(user)
 
     assert "authtoken_token" not in connection.introspection.table_names()
     stored = AuthToken.objects.get(user=user)
-    assert CLEAR_KEY not in (stored.digest, stored.token_key)
+    assert CLEAR_KEY[:8] not in stored.digest + stored.token_key
     assert stored.expiry > timezone.now()
     assert bearer(CLEAR_KEY).get("/api/users/me/").json()["id"] == user.pk
 
