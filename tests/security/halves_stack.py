@@ -94,7 +94,7 @@ def proxy_in_front_of(monolith_url: str, workdir: Path) -> Iterator[str]:
             if process.poll() is not None:
                 raise RuntimeError(f"the proxy exited {process.returncode}:\n{_tail(log_path)}")
             try:
-                if requests.get(f"{url}/api/products/", timeout=2).status_code == 200:
+                if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except requests.RequestException as exc:
                 last = str(exc)
