@@ -67,7 +67,7 @@ def test_the_count_is_shared_by_every_worker_of_the_monolith(stack, cache):
 
 
 def test_spraying_many_accounts_from_one_address_is_stopped(stack):
-    # The default budget is 300 attempts per 5 minutes per address; 20 keeps this test short.
+    # The default budget is 600 attempts per 5 minutes per address; 20 keeps this test short.
     stack.forget_login_counters()  # earlier attacks came from this machine's address too
     with (
         tempfile.TemporaryDirectory() as workdir,
