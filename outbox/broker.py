@@ -2,15 +2,22 @@
 
 Supports:
     * RabbitMQ (`amqp://`, py-amqp): confirms over a window of unacknowledged publishes; a
-      batch returns only when the broker has acknowledged every message in it.
+      batch returns only when the broker has acknowledged every message in it. Every message
+      carries `user_id` = the connection's broker user, which RabbitMQ checks (a publish that
+      claims another user is refused), so consumers know which half sent it (`outbox.sender`).
+    * A cluster: BROKER_URL may list several nodes, `amqp://a//;amqp://b//` (kombu's failover
+      syntax). A connection tries them in turn, starting from a different one after each
+      failure, so a relay or consumer whose node died moves to a live one.
     * Any other kombu transport (`filesystem://`, `memory://`): kombu's Producer; the write is
-      synchronous, there is nothing to confirm.
+      synchronous, there is nothing to confirm (and no broker user to vouch for the sender).
 A lost connection, a timeout or a nack raises PublishFailed; the caller keeps the rows pending.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import socket
 from collections.abc import Iterable
 
@@ -28,14 +35,51 @@ class PublishFailed(OutboxError):
     """The broker did not confirm a batch: it is down, refused, nacked or timed out."""
 
 
-def broker_connection(url: str | None = None) -> Connection:
-    """Return a kombu connection to `url` or BROKER_URL (not yet connected)."""
+# Each new connection of this process starts at the next node of a multi-node BROKER_URL.
+_next_node = itertools.count()
+
+
+def broker_urls(url: str | None = None) -> list[str]:
+    """Return the node URLs of `url` or BROKER_URL (kombu's `;`-separated failover list)."""
+    return [part.strip() for part in (url or setting("BROKER_URL")).split(";") if part.strip()]
+
+
+def broker_connection(url: str | None = None, *, name: str | None = None) -> Connection:
+    """Return a kombu connection to `url` or BROKER_URL (not yet connected).
+
+    With several nodes, successive connections start at successive nodes (and fail over to
+    the others in order): after a node dies, the reconnect tries a different one first.
+    `name` is shown by RabbitMQ as the connection's name (`rabbitmqctl list_connections`).
+    """
+    urls = broker_urls(url)
+    start = next(_next_node) % len(urls)
+    options = dict(setting("BROKER_TRANSPORT_OPTIONS"))
+    if name and urls[0].startswith(("amqp", "pyamqp")):
+        options["client_properties"] = {"connection_name": f"{name} pid {os.getpid()}"}
     return Connection(
-        url or setting("BROKER_URL"),
-        transport_options=setting("BROKER_TRANSPORT_OPTIONS"),
+        ";".join(urls[start:] + urls[:start]),
+        transport_options=options,
         heartbeat=0,
         connect_timeout=5,
     )
+
+
+def broker_connect(connection: Connection) -> None:
+    """Connect, trying every node of the failover list once before giving up."""
+    connection.ensure_connection(
+        max_retries=max(1, len(connection.alt)),
+        interval_start=0,
+        interval_step=0,
+        interval_max=0,
+        reraise_as_library_errors=False,
+    )
+
+
+def broker_user(connection: Connection) -> str | None:
+    """Return the broker user `connection` logs in as (RabbitMQ), None elsewhere."""
+    if connection.transport.driver_type != "amqp":
+        return None
+    return connection.userid or "guest"
 
 
 def connection_errors(connection: Connection) -> tuple[type[BaseException], ...]:
@@ -54,12 +98,14 @@ class EnvelopePublisher:
     """Publish envelopes to the events exchange; `publish()` returns once all are confirmed."""
 
     def __init__(self, url: str | None = None) -> None:
-        self.connection = broker_connection(url)
+        self.url = url
+        self.connection = broker_connection(url, name="outbox relay")
         self.exchange_name = setting("OUTBOX_EXCHANGE")
         self.window = max(1, int(setting("OUTBOX_RELAY_WINDOW")))
         self.timeout = float(setting("OUTBOX_RELAY_CONFIRM_TIMEOUT_S"))
         self._channel = None
         self._producer: Producer | None = None
+        self.user_id: str | None = None
         self._tag = 0
         # Confirmed: every tag <= _floor, plus the few acked out of order above it.
         self._floor = 0
@@ -74,8 +120,9 @@ class EnvelopePublisher:
         """Open the connection, declare the publisher's topology and enter confirm mode."""
         errors = connection_errors(self.connection)
         try:
-            self.connection.connect()
+            broker_connect(self.connection)
             declare_publisher(self.connection)
+            self.user_id = broker_user(self.connection)
             if self.is_amqp:
                 self._channel = self.connection.connection.channel()
                 self._channel.confirm_select()
@@ -102,7 +149,8 @@ class EnvelopePublisher:
         # The connection may already be broken; there is nothing left to release then.
         with contextlib.suppress(Exception):
             self.connection.release()
-        self.connection = self.connection.clone()
+        # A fresh connection from the URL list: it starts at the next node.
+        self.connection = broker_connection(self.url, name="outbox relay")
 
     @property
     def is_amqp(self) -> bool:
@@ -187,6 +235,7 @@ class EnvelopePublisher:
                     message_id=event_id,
                     type=event_type,
                     app_id=origin,
+                    user_id=self.user_id,
                 )
                 self._tag += 1
                 self._channel.basic_publish(message, self.exchange_name, event_type)
@@ -216,6 +265,7 @@ class EnvelopePublisher:
             correlation_id=envelope.correlation_id,
             type=envelope.type,
             app_id=envelope.origin,
+            user_id=self.user_id,
         )
         self._tag += 1
         self._channel.basic_publish(message, self.exchange_name, envelope.routing_key)

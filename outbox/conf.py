@@ -26,6 +26,9 @@
 | `OUTBOX_REQUIRE_SCHEMA` | `True` | refuse to write an event type that has no schema |
 | `OUTBOX_CONSUMER_PREFETCH` | `200` | basic_qos prefetch of a consumer |
 | `OUTBOX_CONSUMER_BATCH` | `100` | events applied per consumer transaction (one savepoint each) |
+| `OUTBOX_QUEUE_TYPE` | `classic` | `quorum` on a cluster: `<service>.events*` replicated |
+| `OUTBOX_BROKER_USERS` | `{}`: all from own user | origin -> the broker user it must come from |
+| `OUTBOX_METRICS_DIR` | `None` | prometheus-client multiprocess folder shared by a half |
 """
 
 from __future__ import annotations
@@ -60,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_REQUIRE_SCHEMA": True,
     "OUTBOX_CONSUMER_PREFETCH": 200,
     "OUTBOX_CONSUMER_BATCH": 100,
+    "OUTBOX_QUEUE_TYPE": "classic",
+    "OUTBOX_BROKER_USERS": {},
+    "OUTBOX_METRICS_DIR": None,
 }
 
 NOTIFY_CHANNEL = "outbox_events"

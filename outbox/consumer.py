@@ -3,6 +3,8 @@
 Per message from `<service>.events`:
     * malformed body (not an envelope)          -> rejected: the broker moves it to the DLQ queue
     * origin == service                        -> acked and dropped (an echo of our own change)
+    * RabbitMQ does not vouch for the sender    -> parked (`untrusted`, the reason recorded),
+      (user_id is not the origin's broker user)   nothing applied (`outbox.sender`)
     * at-least-once (default): apply (inbox + handlers + cursor in one transaction), then ack;
         - duplicate                            -> ack, nothing happens
         - gap (predecessor not applied yet)    -> sent to `<service>.events.wait`, comes back
@@ -27,13 +29,20 @@ from dataclasses import dataclass, field
 from django.db import DatabaseError, close_old_connections, transaction
 from kombu import Consumer, Producer
 
-from .broker import broker_connection, connection_errors
+from .broker import broker_connect, broker_connection, broker_user, connection_errors
 from .conf import setting
 from .envelope import CONTENT_TYPE, Envelope
 from .errors import PayloadInvalid
-from .inbox import Outcome, dead_letter_park, event_apply, events_apply_batch
+from .inbox import (
+    Outcome,
+    dead_letter_park,
+    dead_letter_vouches,
+    event_apply,
+    events_apply_batch,
+)
 from .models import DeadLetterReason
 from .registry import AT_MOST_ONCE, Registry, registry
+from .sender import REPLAYED_HEADER, SENDER_HEADER, message_sender, sender_refusal
 from .topology import (
     declare_consumer,
     retry_queue_name,
@@ -52,6 +61,8 @@ class Delivery:
     envelope: Envelope
     headers: dict
     ack: Callable[[], None]
+    sender: str | None = None  # the broker user that vouched for it (RabbitMQ)
+    refusal: str | None = None  # why the sender is not believed; None: believed or unchecked
 
 
 @dataclass
@@ -90,16 +101,28 @@ class EventConsumer:
         self._connection = None
         self._publisher = None  # a second connection with confirms, for retries and waits
         self._buffer: list[Delivery] = []
+        # This process's broker user once connected (RabbitMQ); None: no sender to check.
+        self.own_user: str | None = None
 
     # ------------------------------------------------------------------ broker plumbing
-    def _publish_to_queue(self, queue: str, body: bytes, headers: dict) -> None:
-        """Publish `body` to `queue` through the default exchange, persistent and confirmed."""
+    def _publish_to_queue(self, queue: str, delivery: Delivery, headers: dict) -> None:
+        """Send `delivery` back to `queue` (default exchange), persistent and confirmed.
+
+        On RabbitMQ it goes as this half's user, naming the sender it verified: the only
+        publisher whose word on the sender the consumer takes (`outbox.sender`).
+        """
         if self._publisher is None:
-            connection = broker_connection(self.broker_url)
+            connection = broker_connection(self.broker_url, name=f"outbox consumer {self.service}")
             connection.transport_options["confirm_publish"] = True
+            broker_connect(connection)
             self._publisher = Producer(connection.default_channel)
+        properties = {}
+        user = broker_user(self._publisher.connection)
+        if user is not None:
+            properties["user_id"] = user
+            headers = {**headers, SENDER_HEADER: delivery.sender or ""}
         self._publisher.publish(
-            body,
+            delivery.envelope.to_json(),
             exchange="",
             routing_key=queue,
             headers=headers,
@@ -108,6 +131,7 @@ class EventConsumer:
             delivery_mode=2,
             retry=True,
             retry_policy={"max_retries": 3},
+            **properties,
         )
 
     def _close(self) -> None:
@@ -129,7 +153,22 @@ class EventConsumer:
             self.stats.count("malformed")
             message.reject(requeue=False)
             return
-        self._buffer.append(Delivery(envelope, dict(message.headers or {}), message.ack))
+        headers = dict(message.headers or {})
+        sender = refusal = None
+        if self.own_user is not None:
+            sender = message_sender(
+                user_id=(message.properties or {}).get("user_id"),
+                headers=headers,
+                own_user=self.own_user,
+            )
+            refusal = sender_refusal(envelope=envelope, sender=sender, own_user=self.own_user)
+            if (
+                refusal
+                and headers.get(REPLAYED_HEADER)
+                and dead_letter_vouches(consumer=self.service, envelope=envelope)
+            ):
+                sender, refusal = f"replay of a parked event ({sender})", None
+        self._buffer.append(Delivery(envelope, headers, message.ack, sender, refusal))
 
     def handle(self, envelope: Envelope, headers: dict, *, ack: Callable[[], None]) -> str:
         """Decide and act on one envelope; `ack` is called exactly once. Return the outcome."""
@@ -149,6 +188,20 @@ class EventConsumer:
             if delivery.envelope.origin == self.service:
                 delivery.ack()
                 settled[index] = Outcome.ECHO
+            elif delivery.refusal is not None:
+                log.error(
+                    "%s: refusing %s %s: %s",
+                    self.service, delivery.envelope.type, delivery.envelope.id, delivery.refusal,
+                )  # fmt: skip
+                attempts = int(delivery.headers.get(ATTEMPTS_HEADER, 0))
+                self._park(
+                    delivery.envelope,
+                    DeadLetterReason.UNTRUSTED,
+                    delivery.refusal,
+                    attempts,
+                    delivery.ack,
+                )
+                settled[index] = "untrusted"
             elif subscriptions and all(s.mode == AT_MOST_ONCE for s in subscriptions):
                 settled[index] = self._at_most_once(delivery, subscriptions)
             else:
@@ -223,7 +276,7 @@ class EventConsumer:
             self._park(envelope, DeadLetterReason.INVALID, str(exc), attempts, ack)
             return "parked"
         if outcome == "failed":
-            self._retry_or_park(envelope, exc, attempts, ack)
+            self._retry_or_park(delivery, exc, attempts)
             return "retried" if attempts < len(self.delays) else "parked"
         if outcome == Outcome.GAP:
             since = float(headers.get(WAITING_SINCE_HEADER, time.time()))
@@ -233,7 +286,7 @@ class EventConsumer:
                 return "parked"
             self._publish_to_queue(
                 wait_queue_name(self.service),
-                envelope.to_json(),
+                delivery,
                 {ATTEMPTS_HEADER: attempts, WAITING_SINCE_HEADER: since},
             )
         elif outcome == Outcome.BLOCKED:
@@ -243,7 +296,8 @@ class EventConsumer:
         ack()
         return str(outcome)
 
-    def _retry_or_park(self, envelope, exc, attempts, ack) -> None:
+    def _retry_or_park(self, delivery: Delivery, exc, attempts) -> None:
+        envelope, ack = delivery.envelope, delivery.ack
         error = "".join(traceback.format_exception(exc))
         if attempts < len(self.delays):
             log.warning(
@@ -253,7 +307,7 @@ class EventConsumer:
             )  # fmt: skip
             self._publish_to_queue(
                 retry_queue_name(self.service, attempts + 1),
-                envelope.to_json(),
+                delivery,
                 {ATTEMPTS_HEADER: attempts + 1},
             )
             ack()
@@ -292,11 +346,13 @@ class EventConsumer:
         backoff = 0.0
         while not self.should_stop():
             self._buffer = []  # unacked deliveries of a lost channel come back by themselves
-            connection = broker_connection(self.broker_url)
+            connection = broker_connection(self.broker_url, name=f"outbox consumer {self.service}")
             errors = connection_errors(connection)
             try:
                 self._connection = connection
-                connection.connect()
+                broker_connect(connection)
+                self.own_user = broker_user(connection)
+                log.info("%s: consuming from %s", self.service, connection.as_uri())
                 declare_consumer(
                     connection,
                     service=self.service,

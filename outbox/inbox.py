@@ -193,6 +193,21 @@ def dead_letter_park(
     return letter
 
 
+def dead_letter_vouches(*, consumer: str, envelope: Envelope) -> bool:
+    """Say whether `envelope` is exactly an event parked for `consumer` and sent for replay.
+
+    Only events that passed the sender check were parked for reasons other than `untrusted`,
+    so such a replay is believed whoever re-published it (`outbox.sender`).
+    """
+    letter = (
+        DeadLetter.objects.filter(consumer=consumer, event_id=envelope.id)
+        .exclude(reason=DeadLetterReason.UNTRUSTED)
+        .exclude(replayed_at=None)
+        .first()
+    )
+    return letter is not None and letter.envelope == envelope.to_dict()
+
+
 def _key(envelope: Envelope) -> tuple[str, str, str]:
     """Return the cursor's key within a consumer: the aggregate and the writer numbering it."""
     return envelope.aggregate_type, envelope.aggregate_id, envelope.origin

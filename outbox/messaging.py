@@ -21,7 +21,7 @@ from typing import Any
 
 from kombu import Consumer, Producer
 
-from .broker import broker_connection
+from .broker import broker_connect, broker_connection
 from .topology import (
     NOTIFY_CHANNELS,
     NOTIFY_MAX_PRIORITY,
@@ -57,8 +57,8 @@ class BroadcastListener:
     ) -> None:
         self.instance = instance or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.callback = callback
-        self.connection = broker_connection(broker_url)
-        self.connection.connect()
+        self.connection = broker_connection(broker_url, name="broadcast listener")
+        broker_connect(self.connection)
         channel = self.connection.channel()
         self.queue = broadcast_queue(self.instance)(channel)
         self.queue.declare()

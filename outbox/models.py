@@ -129,6 +129,7 @@ class DeadLetterReason(models.TextChoices):
     INVALID = "invalid", "Payload does not match its schema"
     BLOCKED = "blocked", "An earlier event of the aggregate is parked"
     GAP = "gap", "An earlier sequence never arrived"
+    UNTRUSTED = "untrusted", "The broker did not vouch for its sender (user_id)"
 
 
 class DeadLetter(models.Model):

@@ -9,7 +9,7 @@ from datetime import datetime
 from django.db.models import Count, Max, Min, QuerySet
 from django.utils import timezone
 
-from .broker import broker_connection, connection_errors
+from .broker import broker_connect, broker_connection, connection_errors
 from .conf import setting
 from .models import ConsumerCursor, DeadLetter, InboxEvent, OutboxEvent
 from .registry import registry
@@ -65,7 +65,7 @@ def queue_depths(names: list[str], *, broker_url: str | None = None) -> list[Que
     if connection.transport.driver_type != "amqp":
         return [QueueDepth(name, None, None) for name in names]
     try:
-        connection.connect()
+        broker_connect(connection)
     except connection_errors(connection):
         return [QueueDepth(name, None, None) for name in names]
     try:

@@ -16,15 +16,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from .broker import broker_connection
+from .broker import broker_connect, broker_connection, broker_user
 from .conf import setting
 from .envelope import Envelope
+from .sender import message_sender, sender_refusal
 
 
 @dataclass(frozen=True)
 class StreamRecord:
     offset: int
     envelope: Envelope
+    refusal: str | None = None  # why the broker does not vouch for its sender (outbox.sender)
 
 
 def stream_read(
@@ -36,8 +38,9 @@ def stream_read(
     broker_url: str | None = None,
 ) -> Iterator[StreamRecord]:
     """Yield events from the stream starting at `offset`, until `limit` or `idle_timeout_s`."""
-    connection = broker_connection(broker_url)
-    connection.connect()
+    connection = broker_connection(broker_url, name="outbox stream reader")
+    broker_connect(connection)
+    own_user = broker_user(connection)
     try:
         channel = connection.connection.channel()
         # A stream consumer must set a prefetch and ack; the offset says where to start.
@@ -46,9 +49,15 @@ def stream_read(
 
         def on_message(message) -> None:
             headers = message.headers or {}
+            envelope = Envelope.from_json(message.body)
+            sender = message_sender(
+                user_id=message.properties.get("user_id"), headers={}, own_user=own_user
+            )
             received.append(
                 StreamRecord(
-                    int(headers.get("x-stream-offset", -1)), Envelope.from_json(message.body)
+                    int(headers.get("x-stream-offset", -1)),
+                    envelope,
+                    sender_refusal(envelope=envelope, sender=sender, own_user=own_user),
                 )
             )
             channel.basic_ack(message.delivery_tag)
@@ -86,16 +95,27 @@ def replay_into(
     """Apply the stream's events for `consumer` through its inbox; return outcome counts.
 
     `progress(done)` is called every `progress_every` events, so a long replay shows it moves.
+    An event whose sender the broker does not vouch for is parked (`untrusted`), not applied.
     """
-    from .inbox import event_apply
+    from .inbox import dead_letter_park, event_apply
 
     counts: dict[str, int] = {}
     for done, record in enumerate(stream_read(offset=offset, limit=limit), start=1):
-        outcome = event_apply(
-            consumer=consumer,
-            envelope=record.envelope,
-            subscriptions=subscriptions_for(record.envelope.type),
-        )
+        if record.refusal is not None and record.envelope.origin != consumer:
+            dead_letter_park(
+                consumer=consumer,
+                envelope=record.envelope,
+                reason="untrusted",
+                error=record.refusal,
+                attempts=0,
+            )
+            outcome = "untrusted"
+        else:
+            outcome = event_apply(
+                consumer=consumer,
+                envelope=record.envelope,
+                subscriptions=subscriptions_for(record.envelope.type),
+            )
         counts[outcome] = counts.get(outcome, 0) + 1
         if progress is not None and done % progress_every == 0:
             progress(done)

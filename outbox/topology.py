@@ -18,18 +18,48 @@
 Priorities are deliberately absent from the event queues: a priority queue would reorder the
 events of one aggregate. Queue arguments are fixed at declaration; changing a tier's delay
 means a new queue name or deleting the old queue first (RabbitMQ refuses a redeclaration).
+
+Queue types (OUTBOX_QUEUE_TYPE): `classic` (default, one node) or `quorum` (a RabbitMQ cluster:
+every `<service>.events*` queue is replicated with Raft and survives the death of a minority
+of nodes). Quorum delay queues dead-letter `at-least-once` (with `reject-publish` overflow, as
+RabbitMQ requires), so a retried event cannot be lost between two queues while a node dies.
+The stream is replicated across the cluster by RabbitMQ's own default in either case.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue, binding
 
 from .conf import setting
 
 NOTIFY_CHANNELS = ("email", "sms")
 NOTIFY_MAX_PRIORITY = 10
+QUEUE_TYPES = ("classic", "quorum")
+
+
+def queue_type() -> str:
+    """Return OUTBOX_QUEUE_TYPE, refusing anything but `classic` or `quorum`."""
+    value = setting("OUTBOX_QUEUE_TYPE")
+    if value not in QUEUE_TYPES:
+        raise ImproperlyConfigured(
+            f"OUTBOX_QUEUE_TYPE must be one of {', '.join(QUEUE_TYPES)}; got {value!r}."
+        )
+    return value
+
+
+def _typed(arguments: dict, *, dead_letters: bool = False) -> dict:
+    """Return queue `arguments` with the configured queue type's own arguments added."""
+    if queue_type() == "classic":
+        return arguments
+    typed = {**arguments, "x-queue-type": "quorum"}
+    if dead_letters:
+        # Without this a quorum queue dead-letters at-most-once: a message expiring from a
+        # retry tier while the target's leader moves would be dropped.
+        typed |= {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+    return typed
 
 
 def events_exchange() -> Exchange:
@@ -60,10 +90,10 @@ def service_queue(service: str, binding_keys: Iterable[str]) -> Queue:
         service_queue_name(service),
         bindings=[binding(exchange, routing_key=key) for key in sorted(set(binding_keys))],
         durable=True,
-        queue_arguments={
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": dlq_name(service),
-        },
+        queue_arguments=_typed(
+            {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq_name(service)},
+            dead_letters=True,
+        ),
     )
 
 
@@ -72,11 +102,14 @@ def _delay_queue(name: str, *, delay_ms: int, back_to: str) -> Queue:
     return Queue(
         name,
         durable=True,
-        queue_arguments={
-            "x-message-ttl": int(delay_ms),
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": back_to,
-        },
+        queue_arguments=_typed(
+            {
+                "x-message-ttl": int(delay_ms),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": back_to,
+            },
+            dead_letters=True,
+        ),
     )
 
 
@@ -99,7 +132,7 @@ def wait_queue(service: str) -> Queue:
 
 
 def dead_letter_queue(service: str) -> Queue:
-    return Queue(dlq_name(service), durable=True)
+    return Queue(dlq_name(service), durable=True, queue_arguments=_typed({}) or None)
 
 
 def service_queues(service: str, binding_keys: Iterable[str]) -> list[Queue]:
