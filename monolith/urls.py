@@ -3,12 +3,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from outbox.metrics import metrics_view
 from service_kit import errors, health
 from service_kit.schema import SchemaView
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # The outbox's relay and consumer figures of this half (docs/outbox.md, "Metrics").
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/", include("monolith.users.urls")),
     path("api/", include("monolith.orders.urls")),

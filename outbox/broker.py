@@ -187,6 +187,11 @@ class EnvelopePublisher:
     def _outstanding_count(self) -> int:
         return self._tag - self._floor - len(self._above)
 
+    @property
+    def outstanding(self) -> int:
+        """Return how many publishes the broker has not confirmed yet."""
+        return self._outstanding_count()
+
     def _wait_until(self, outstanding_at_most: int) -> None:
         while self._outstanding_count() > outstanding_at_most:
             self.connection.connection.drain_events(timeout=self.timeout)

@@ -40,6 +40,7 @@ from .inbox import (
     event_apply,
     events_apply_batch,
 )
+from .metrics import consumer_outcomes_count
 from .models import DeadLetterReason
 from .registry import AT_MOST_ONCE, Registry, registry
 from .sender import REPLAYED_HEADER, SENDER_HEADER, message_sender, sender_refusal
@@ -151,6 +152,7 @@ class EventConsumer:
         except (ValueError, TypeError, PayloadInvalid) as exc:
             log.error("%s: rejecting a message that is not an envelope: %s", self.service, exc)
             self.stats.count("malformed")
+            consumer_outcomes_count(consumer=self.service, outcomes=["malformed"])
             message.reject(requeue=False)
             return
         headers = dict(message.headers or {})
@@ -213,6 +215,7 @@ class EventConsumer:
         results = [settled[i] for i in range(len(deliveries))]
         for result in results:
             self.stats.count(result)
+        consumer_outcomes_count(consumer=self.service, outcomes=results)
         return results
 
     def _apply_batch(self, deliveries: list[Delivery]) -> list[tuple[str, BaseException | None]]:

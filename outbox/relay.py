@@ -37,6 +37,7 @@ from django.utils.module_loading import import_string
 from .broker import EnvelopePublisher, PublishFailed
 from .conf import NOTIFY_CHANNEL, setting
 from .envelope import Envelope
+from .metrics import instruments
 from .models import InboxEvent, OutboxEvent
 
 log = logging.getLogger("outbox.relay")
@@ -112,9 +113,13 @@ def relay_batch(*, publisher: EnvelopePublisher, batch_size: int | None = None) 
         except PublishFailed as exc:
             failure = exc
         else:
+            now = timezone.now()
             OutboxEvent.objects.filter(id__in=ids).update(
-                sent_at=timezone.now(), publish_attempts=F("publish_attempts") + 1
+                sent_at=now, publish_attempts=F("publish_attempts") + 1
             )
+            figures = instruments()
+            figures.published.inc(len(ids))
+            figures.lag.set((now - min(row.created_at for row in rows)).total_seconds())
             return len(ids)
     # Outside the claim: the rows are pending again; note why for operators.
     OutboxEvent.objects.filter(id__in=ids, sent_at=None).update(
@@ -154,7 +159,8 @@ class _PipelinedDrain:
         self.table = connection.ops.quote_name(OutboxEvent._meta.db_table)
         # Connections outlive one drain (a relay drains on every NOTIFY): kept on the publisher.
         self.idle: list = publisher.db_connections
-        self.inflight: deque[tuple[object, list[int], int]] = deque()
+        self.inflight: deque[tuple[object, list[int], int, float]] = deque()
+        self.figures = instruments()
         self.current = None  # claimed, not yet in flight
 
     def _connection(self):
@@ -167,12 +173,14 @@ class _PipelinedDrain:
         raw.commit()
         return raw
 
-    def _claim(self, raw) -> list[tuple[int, tuple[str, bytes, str, str]]]:
+    def _claim(self, raw) -> tuple[list[tuple[int, tuple[str, bytes, str, str]]], float]:
+        """Lock the next batch; return its (id, message) pairs and its oldest write time."""
         t = self.table
         with raw.cursor() as cursor:
             # PostgreSQL writes the envelope's JSON itself: no row objects, no json.dumps here.
             cursor.execute(
                 "SELECT id, aggregate_type, aggregate_id, event_type, event_id::text, origin, "  # noqa: S608
+                "extract(epoch from created_at)::float8, "
                 "json_build_object('id', event_id, 'type', event_type, 'version', version, "
                 "'aggregate_type', aggregate_type, 'aggregate_id', aggregate_id, "
                 "'sequence', sequence, 'occurred_at', occurred_at, 'origin', origin, "
@@ -183,26 +191,29 @@ class _PipelinedDrain:
             )
             rows = cursor.fetchall()
             if not rows:
-                return []
+                return [], 0.0
             cursor.execute(
                 f"SELECT aggregate_type, aggregate_id, id FROM {t} "  # noqa: S608
                 "WHERE sent_at IS NULL AND id <= %s AND aggregate_id = ANY(%s) ORDER BY id",
                 [rows[-1][0], list({row[2] for row in rows})],
             )
             pending = cursor.fetchall()
-        ahead = {row_id for _, ids, _ in self.inflight for row_id in ids}
+        ahead = {row_id for _, ids, _, _ in self.inflight for row_id in ids}
         keep = _unbroken_runs(
             claimed=[(row[1], row[2], row[0]) for row in rows], pending=pending, ahead=ahead
         )
-        return [
+        claimed = [
             (row_id, (event_type, body.encode(), event_id, origin))
-            for row_id, _, _, event_type, event_id, origin, body in rows
+            for row_id, _, _, event_type, event_id, origin, _, body in rows
             if row_id in keep
         ]
+        return claimed, min(row[6] for row in rows)
 
     def _finish_oldest(self) -> int:
-        raw, ids, tag = self.inflight.popleft()
+        raw, ids, tag, oldest = self.inflight.popleft()
         self.publisher.wait_confirmed(tag)
+        self.figures.in_flight.set(self.publisher.outstanding)
+        self.figures.lag.set(max(0.0, time.time() - oldest))
         with raw.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {self.table} SET sent_at = clock_timestamp(), "  # noqa: S608
@@ -211,6 +222,7 @@ class _PipelinedDrain:
             )
         raw.commit()
         self.idle.append(raw)
+        self.figures.published.inc(len(ids))
         return len(ids)
 
     def run(self, *, max_seconds: float | None) -> int:
@@ -221,7 +233,7 @@ class _PipelinedDrain:
                 if len(self.inflight) >= self.DEPTH:
                     total += self._finish_oldest()
                 raw = self.current = self._connection()
-                claimed = self._claim(raw)
+                claimed, oldest = self._claim(raw)
                 if not claimed:
                     raw.rollback()
                     self.idle.append(raw)
@@ -230,7 +242,8 @@ class _PipelinedDrain:
                         total += self._finish_oldest()
                     return total
                 tag = self.publisher.publish_pipelined(message for _, message in claimed)
-                self.inflight.append((raw, [row_id for row_id, _ in claimed], tag))
+                self.inflight.append((raw, [row_id for row_id, _ in claimed], tag, oldest))
+                self.figures.in_flight.set(self.publisher.outstanding)
                 self.current = None
                 if max_seconds and time.monotonic() - started > max_seconds:
                     while self.inflight:
@@ -238,8 +251,9 @@ class _PipelinedDrain:
                     return total
         except BaseException as exc:
             self._discard_connections = not isinstance(exc, PublishFailed)
-            failed = [ids for _, ids, _ in self.inflight]
-            open_ones = [raw for raw, _, _ in self.inflight] + [self.current] * bool(self.current)
+            failed = [ids for _, ids, _, _ in self.inflight]
+            open_ones = [raw for raw, *_ in self.inflight] + [self.current] * bool(self.current)
+            self.figures.in_flight.set(0)
             for raw in open_ones:
                 with contextlib.suppress(Exception):
                     raw.rollback()
@@ -407,6 +421,7 @@ class Relay:
                     listener.wait(self.poll_s)
             except (PublishFailed, DatabaseError, OSError) as exc:
                 self.stats.failures += 1
+                instruments().failures.inc()
                 backoff = min(self.backoff_max_s, max(0.2, backoff * 2))
                 delay = backoff * random.uniform(0.5, 1.0)
                 log.warning("relay paused %.1fs: %s", delay, exc)

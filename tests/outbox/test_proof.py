@@ -85,6 +85,13 @@ def wait_for(predicate, timeout: float = 20.0) -> bool:
     return predicate()
 
 
+def wait_consuming(service: str) -> None:
+    """Wait until a consumer process has declared, bound and subscribed to its queue."""
+    from outbox.selectors import queue_depths
+
+    assert wait_for(lambda: (queue_depths([f"{service}.events"])[0].consumers or 0) > 0)
+
+
 def relay_once() -> None:
     publisher = EnvelopePublisher()
     try:
@@ -113,7 +120,7 @@ def test_relay_killed_after_publish_before_mark_sent_duplicates_delivery_not_eff
     probe = declare_probe(broker)
     consumer = start_consumer_process(broker, service)
     try:
-        time.sleep(1.5)  # the consumer declares and binds its queue
+        wait_consuming(service)  # the consumer declares and binds its queue
         write("A", 3)
         killed = subprocess.run(
             [sys.executable, "-m", "tests.outbox.proc"], cwd=ROOT, env=subprocess_env(broker),
@@ -137,7 +144,7 @@ def test_consumer_crashing_mid_handler_is_redelivered_and_applies_once(broker, t
     marker.touch()
     first = start_consumer_process(broker, service, OUTBOX_TEST_CRASH_MARKER=str(marker))
     try:
-        time.sleep(1.5)
+        wait_consuming(service)
         write("A", 2)
         write("B", 2)
         relay_once()

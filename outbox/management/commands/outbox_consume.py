@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.module_loading import autodiscover_modules
 
 from outbox.consumer import EventConsumer
+from outbox.metrics import process_exit
 from outbox.registry import registry
 
 
@@ -78,7 +79,10 @@ class Command(BaseCommand):
         consumer = EventConsumer(
             service=service, broker_url=broker_url, should_stop=lambda: stopping["now"]
         )
-        stats = consumer.run()
+        try:
+            stats = consumer.run()
+        finally:
+            process_exit()
         self.stdout.write(f"outbox consumer {service!r} stopped: {stats.outcomes}")
 
     def _replay(self, *, service: str, offset) -> None:

@@ -6,6 +6,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
+from outbox.metrics import process_exit
 from outbox.relay import Relay, outbox_cleanup
 
 
@@ -31,7 +32,10 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         relay = Relay(broker_url=broker_url, should_stop=lambda: stopping["now"])
         self.stdout.write(f"outbox relay publishing to {relay.publisher.safe_url}")
-        stats = relay.run()
+        try:
+            stats = relay.run()
+        finally:
+            process_exit()
         self.stdout.write(
             f"outbox relay stopped: sent={stats.sent} failures={stats.failures} "
             f"cleaned={stats.cleaned}"
