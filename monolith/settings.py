@@ -14,8 +14,10 @@ from service_kit.env import (
     broker_url,
     database_config,
     env_bool,
+    env_choice,
     env_float,
     env_int,
+    env_mapping,
     env_str,
     relay_poll_seconds,
     shared_cache_config,
@@ -194,6 +196,10 @@ CACHES = {
     )
 }
 OUTBOX_RELAY_POLL_S = relay_poll_seconds(DATABASES["default"])
+# classic on one node; quorum on a RabbitMQ cluster (docs/outbox.md, "On a cluster").
+OUTBOX_QUEUE_TYPE = env_choice("OUTBOX_QUEUE_TYPE", "classic", ("classic", "quorum"))
+# origin=broker user pairs: whose user_id vouches for whose events (docs/outbox.md, "Senders").
+OUTBOX_BROKER_USERS = env_mapping("OUTBOX_BROKER_USERS")
 CELERY_BROKER_URL = BROKER_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = BROKER_TRANSPORT_OPTIONS
 CELERY_RESULT_BACKEND = env_str(

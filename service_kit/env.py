@@ -68,6 +68,29 @@ def env_float(name: str, default: float, *, above: float | None = None) -> float
     return value
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """Return the variable `name`, which must be one of `choices`."""
+    value = os.environ.get(name) or default
+    if value not in choices:
+        raise ConfigError(f"Config {name!r} must be one of {', '.join(choices)}, got {value!r}.")
+    return value
+
+
+def env_mapping(name: str) -> dict[str, str]:
+    """Return the variable `name` read as `key=value,key=value` (unset or empty: {})."""
+    raw = os.environ.get(name, "")
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(
+                f"Config {name!r} must be key=value pairs separated by commas, "
+                f"e.g. monolith=strangler-monolith; got {item!r}."
+            )
+        mapping[key.strip()] = value.strip()
+    return mapping
+
+
 def relay_poll_seconds(database: dict) -> float:
     """Return how often the outbox relay polls: `OUTBOX_RELAY_POLL_S`, else by `database`.
 

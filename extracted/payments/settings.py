@@ -6,6 +6,8 @@
 | `MONOLITH_DATABASE_URL` | (unset) | the monolith's database, read only, for backfill/reconcile |
 | `BROKER_URL` | `filesystem://` under var | where its outbox publishes and its consumer reads |
 | `OUTBOX_RELAY_POLL_S` | `1.0` on PostgreSQL, `0.2` on SQLite | the relay's polling interval |
+| `OUTBOX_QUEUE_TYPE` | `classic` | `quorum` on a RabbitMQ cluster |
+| `OUTBOX_BROKER_USERS` | (unset: every origin from its own broker user) | `origin=user,...` |
 | `STRANGLER_IDENTITY_SECRET` | `var/identity-secret` (made once) | keys shared with the proxy |
 | `STRANGLER_IDENTITY_AUDIENCE` | `payments` | its audience in a signed identity |
 | `STRANGLER_SECRET_KEY` | `var/secret-key` (made once) | Django's `SECRET_KEY` |
@@ -24,8 +26,10 @@ from service_kit.env import (
     broker_url,
     database_config,
     env_bool,
+    env_choice,
     env_float,
     env_int,
+    env_mapping,
     env_str,
     relay_poll_seconds,
     var_dir,
@@ -140,6 +144,10 @@ REDIS_URL = env_str("REDIS_URL", "")
 # Where proxies hear that a user's tokens were revoked (service_kit.revocations).
 STRANGLER_AUTH_REVOKE_CHANNEL = env_str("STRANGLER_AUTH_REVOKE_CHANNEL", "strangler:auth:revoked")
 OUTBOX_RELAY_POLL_S = relay_poll_seconds(DATABASES["default"])
+# classic on one node; quorum on a RabbitMQ cluster (docs/outbox.md, "On a cluster").
+OUTBOX_QUEUE_TYPE = env_choice("OUTBOX_QUEUE_TYPE", "classic", ("classic", "quorum"))
+# origin=broker user pairs: whose user_id vouches for whose events (docs/outbox.md, "Senders").
+OUTBOX_BROKER_USERS = env_mapping("OUTBOX_BROKER_USERS")
 
 # ---------------------------------------------------------------- logging
 LOGGING = {
