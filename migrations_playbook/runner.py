@@ -38,6 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from migrations_playbook.broker_users import (
+    BrokerUsersError,
+    broker_users_ensure,
+    half_environment,
+)
 from migrations_playbook.containers import (
     ContainerChild,
     DockerEngine,
@@ -209,6 +214,8 @@ class Stack:
     ready_timeout: float
     grace: float
     engine: DockerEngine | None = None
+    # Per half (a process's `database`): its broker user's OUTBOX_BROKER_URL, its metrics folder.
+    half_env: dict[str, dict[str, str]] = field(default_factory=dict)
     children: list[Child | ContainerChild] = field(default_factory=list)
     stop_signal: int | None = None
     signals_seen: int = 0
@@ -239,14 +246,14 @@ class Stack:
             return self.engine.child(
                 name=spec.name,
                 argv=argv,
-                env=self.env | database | env,
+                env=self.env | database | self.half_env.get(spec.database, {}) | env,
                 log=self.log,
                 ready_log=spec.ready_log,
             )
         return Child(
             name=spec.name,
             argv=argv,
-            env=self.env | database | env,
+            env=self.env | database | self.half_env.get(spec.database, {}) | env,
             cwd=str(PROJECT_ROOT),
             log=self.log,
             ready_log=spec.ready_log,
@@ -473,6 +480,39 @@ def stack_secrets(var_dir: Path, environ: dict[str, str]) -> dict[str, str]:
     }
 
 
+def half_metrics_dirs(var_dir: Path) -> dict[str, dict[str, str]]:
+    """Return each half's PROMETHEUS_MULTIPROC_DIR, emptied: a new stack counts from zero.
+
+    Every process of a half (gunicorn workers, relay, consumers) writes its figures there and
+    the half's web process serves their sum at /metrics (docs/outbox.md, "Metrics").
+    """
+    root = var_dir / "metrics"
+    shutil.rmtree(root, ignore_errors=True)
+    dirs = {}
+    for half in sorted({spec.database for spec in PROCESSES}):
+        (root / half).mkdir(parents=True)
+        dirs[half] = {"PROMETHEUS_MULTIPROC_DIR": str(root / half)}
+    return dirs
+
+
+def broker_identities(
+    environ: dict[str, str], var_dir: Path
+) -> tuple[dict[str, dict[str, str]], dict[str, str], str | None]:
+    """Return each half's broker user environment, the shared one, and a line to print.
+
+    On RabbitMQ every half's outbox connects as its own user (migrations_playbook.broker_users);
+    elsewhere, or with STRANGLER_BROKER_USERS=0, nothing changes. Raise BrokerUsersError.
+    """
+    url = environ.get("BROKER_URL", "")
+    if not url.startswith(("amqp", "pyamqp")):
+        return {}, {}, None
+    if environ.get("STRANGLER_BROKER_USERS", "1").strip().lower() in {"0", "false", "no", "off"}:
+        return {}, {}, "STRANGLER_BROKER_USERS=0: every half uses the broker as the operator's user"
+    users = broker_users_ensure(broker_url=url, var_dir=var_dir, environ=environ)
+    per_half, mapping = half_environment(users)
+    return per_half, {"OUTBOX_BROKER_USERS": mapping}, f"broker users per half: {mapping}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `strangler up`; return its exit status."""
     parser = build_parser()
@@ -510,6 +550,16 @@ def main(argv: list[str] | None = None) -> int:
         else str(var_dir / "admin-token")
     )
     log.line(RUNNER_NAME, f"the proxy's admin API takes the token in {where}")
+    try:
+        half_env, shared_env, said = broker_identities(environ, var_dir)
+    except BrokerUsersError as exc:
+        print(f"strangler up: {exc}", file=sys.stderr)
+        return 1
+    if said:
+        log.line(RUNNER_NAME, said)
+    env |= shared_env
+    metrics = half_metrics_dirs(var_dir)
+    half_env = {half: half_env.get(half, {}) | metrics[half] for half in metrics}
     stack = Stack(
         specs=specs,
         context=context,
@@ -518,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         ready_timeout=args.ready_timeout,
         grace=args.grace,
         engine=engine,
+        half_env=half_env,
     )
     status = stack.run()
     if log.broken:

@@ -196,6 +196,8 @@ CACHES = {
     )
 }
 OUTBOX_RELAY_POLL_S = relay_poll_seconds(DATABASES["default"])
+# The outbox's own connections: a half's broker user (strangler up sets it), else BROKER_URL.
+OUTBOX_BROKER_URL = env_str("OUTBOX_BROKER_URL", "")
 # classic on one node; quorum on a RabbitMQ cluster (docs/outbox.md, "On a cluster").
 OUTBOX_QUEUE_TYPE = env_choice("OUTBOX_QUEUE_TYPE", "classic", ("classic", "quorum"))
 # origin=broker user pairs: whose user_id vouches for whose events (docs/outbox.md, "Senders").

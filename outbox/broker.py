@@ -25,7 +25,7 @@ import amqp
 from kombu import Connection, Producer
 from kombu.exceptions import KombuError
 
-from .conf import setting
+from .conf import broker_url, setting
 from .envelope import CONTENT_TYPE, Envelope
 from .errors import OutboxError
 from .topology import declare_publisher, events_exchange
@@ -40,8 +40,8 @@ _next_node = itertools.count()
 
 
 def broker_urls(url: str | None = None) -> list[str]:
-    """Return the node URLs of `url` or BROKER_URL (kombu's `;`-separated failover list)."""
-    return [part.strip() for part in (url or setting("BROKER_URL")).split(";") if part.strip()]
+    """Return the node URLs of `url` or the outbox's broker (kombu's `;`-separated list)."""
+    return [part.strip() for part in (url or broker_url()).split(";") if part.strip()]
 
 
 def broker_connection(url: str | None = None, *, name: str | None = None) -> Connection:

@@ -2,7 +2,8 @@
 
 | setting | default | meaning |
 |---|---|---|
-| `BROKER_URL` | `filesystem://` | where events go (RabbitMQ: `amqp://...`) |
+| `BROKER_URL` | `filesystem://` | where events go (RabbitMQ: `amqp://...`; `;` between nodes) |
+| `OUTBOX_BROKER_URL` | `""`: BROKER_URL | the outbox's own connections (a half's broker user) |
 | `STRANGLER_SERVICE_NAME` | `"monolith"` | this process's service: the `origin` of what it writes |
 | `OUTBOX_EXCHANGE` | `strangler.events` | the topic exchange for domain events |
 | `OUTBOX_STREAM_QUEUE` | `strangler.events.stream` | the stream bound to it with `#`, for replay |
@@ -39,6 +40,7 @@ from django.conf import settings
 
 DEFAULTS: dict[str, Any] = {
     "BROKER_URL": "filesystem://",
+    "OUTBOX_BROKER_URL": "",
     "BROKER_TRANSPORT_OPTIONS": {},
     "STRANGLER_SERVICE_NAME": "monolith",
     "OUTBOX_EXCHANGE": "strangler.events",
@@ -76,6 +78,11 @@ def setting(name: str) -> Any:
     if name not in DEFAULTS:
         raise KeyError(f"{name!r} is not an outbox setting; known: {sorted(DEFAULTS)}.")
     return getattr(settings, name, DEFAULTS[name])
+
+
+def broker_url() -> str:
+    """Return the URL the outbox connects with: OUTBOX_BROKER_URL, else BROKER_URL."""
+    return setting("OUTBOX_BROKER_URL") or setting("BROKER_URL")
 
 
 def service_name() -> str:

@@ -6,6 +6,7 @@
 | `MONOLITH_DATABASE_URL` | (unset) | the monolith's database, read only, for backfill/reconcile |
 | `BROKER_URL` | `filesystem://` under var | where its outbox publishes and its consumer reads |
 | `OUTBOX_RELAY_POLL_S` | `1.0` on PostgreSQL, `0.2` on SQLite | the relay's polling interval |
+| `OUTBOX_BROKER_URL` | (unset: `BROKER_URL`) | the outbox's connections: the half's broker user |
 | `OUTBOX_QUEUE_TYPE` | `classic` | `quorum` on a RabbitMQ cluster |
 | `OUTBOX_BROKER_USERS` | (unset: every origin from its own broker user) | `origin=user,...` |
 | `STRANGLER_IDENTITY_SECRET` | `var/identity-secret` (made once) | keys shared with the proxy |
@@ -144,6 +145,8 @@ REDIS_URL = env_str("REDIS_URL", "")
 # Where proxies hear that a user's tokens were revoked (service_kit.revocations).
 STRANGLER_AUTH_REVOKE_CHANNEL = env_str("STRANGLER_AUTH_REVOKE_CHANNEL", "strangler:auth:revoked")
 OUTBOX_RELAY_POLL_S = relay_poll_seconds(DATABASES["default"])
+# The outbox's own connections: a half's broker user (strangler up sets it), else BROKER_URL.
+OUTBOX_BROKER_URL = env_str("OUTBOX_BROKER_URL", "")
 # classic on one node; quorum on a RabbitMQ cluster (docs/outbox.md, "On a cluster").
 OUTBOX_QUEUE_TYPE = env_choice("OUTBOX_QUEUE_TYPE", "classic", ("classic", "quorum"))
 # origin=broker user pairs: whose user_id vouches for whose events (docs/outbox.md, "Senders").
