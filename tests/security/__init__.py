@@ -1,0 +1,1 @@
+"""Attacks on the stack, each test named after the attack it performs and sees refused."""
