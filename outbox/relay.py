@@ -128,14 +128,23 @@ def relay_batch(*, publisher: EnvelopePublisher, batch_size: int | None = None) 
     raise failure
 
 
-def relay_drain(*, publisher: EnvelopePublisher, max_seconds: float | None = None) -> int:
-    """Publish batches until nothing is pending (or `max_seconds` pass); return rows sent."""
+def relay_drain(
+    *,
+    publisher: EnvelopePublisher,
+    max_seconds: float | None = None,
+    on_sent: Callable[[int], None] = lambda count: None,
+) -> int:
+    """Publish batches until nothing is pending (or `max_seconds` pass); return rows sent.
+
+    `on_sent(count)` hears of every batch marked sent, also those before a failure.
+    """
     if connection.vendor == "postgresql" and publisher.is_amqp:
-        return _PipelinedDrain(publisher).run(max_seconds=max_seconds)
+        return _PipelinedDrain(publisher, on_sent=on_sent).run(max_seconds=max_seconds)
     started = time.monotonic()
     total = 0
     while True:
         sent = relay_batch(publisher=publisher)
+        on_sent(sent)
         total += sent
         if not sent or (max_seconds and time.monotonic() - started > max_seconds):
             return total
@@ -153,8 +162,11 @@ class _PipelinedDrain:
 
     DEPTH = 2
 
-    def __init__(self, publisher: EnvelopePublisher) -> None:
+    def __init__(
+        self, publisher: EnvelopePublisher, *, on_sent: Callable[[int], None] = lambda n: None
+    ) -> None:
         self.publisher = publisher
+        self.on_sent = on_sent
         self.batch_size = int(setting("OUTBOX_RELAY_BATCH"))
         self.table = connection.ops.quote_name(OutboxEvent._meta.db_table)
         # Connections outlive one drain (a relay drains on every NOTIFY): kept on the publisher.
@@ -223,6 +235,7 @@ class _PipelinedDrain:
         raw.commit()
         self.idle.append(raw)
         self.figures.published.inc(len(ids))
+        self.on_sent(len(ids))
         return len(ids)
 
     def run(self, *, max_seconds: float | None) -> int:
@@ -398,6 +411,9 @@ class Relay:
         self.cleanup_every_s = float(setting("OUTBOX_CLEANUP_INTERVAL_S"))
         cleanup_functions()  # a mistyped OUTBOX_CLEANUP_EXTRA fails here, at start
 
+    def _count_sent(self, count: int) -> None:
+        self.stats.sent += count
+
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while not self.should_stop() and time.monotonic() < deadline:
@@ -412,7 +428,7 @@ class Relay:
             try:
                 if listener is None:
                     listener = _Listener()
-                self.stats.sent += relay_drain(publisher=self.publisher, max_seconds=5.0)
+                relay_drain(publisher=self.publisher, max_seconds=5.0, on_sent=self._count_sent)
                 backoff = 0.0
                 if time.monotonic() >= next_cleanup:
                     self.stats.cleaned += sum(outbox_cleanup().values())
