@@ -3,17 +3,28 @@
 The files ship in `outbox/schemas/`; a service adds its own folders with `OUTBOX_SCHEMA_DIRS`.
 Consumers upcast an old version to the newest one with functions registered here, so a handler
 only ever sees the version it was written for.
+
+Validation runs four times per event (the writer checks payload and envelope, the consumer
+checks them again off the wire), so it is a good part of what an event costs. jsonschema is the
+authority: it reports every bad field. A document is first tried against the same schema
+compiled by fastjsonschema (Python code generated from the schema, about 20 times faster);
+only a document it refuses goes through jsonschema, whose verdict and messages stand. The
+compiled path is used only for schemas made of keywords that mean the same in draft 2020-12
+and draft 7 (the one fastjsonschema speaks) and formats checked by the same functions here;
+any other schema is validated by jsonschema alone.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 
 from .conf import setting
@@ -33,6 +44,62 @@ def _is_datetime(value: object) -> bool:
     return parsed.tzinfo is not None
 
 
+@_format_checker.checks("uuid", raises=ValueError)
+def _is_uuid(value: object) -> bool:
+    # jsonschema's own rule (hyphens where RFC 4122 puts them), kept here for both validators.
+    if not isinstance(value, str):
+        return True
+    uuid.UUID(value)
+    return all(value[position] == "-" for position in (8, 13, 18, 23))
+
+
+def _format(check: Callable[[object], bool]) -> Callable[[object], bool]:
+    """Return `check` as fastjsonschema wants it: False instead of raising."""
+
+    def checked(value: object) -> bool:
+        try:
+            return check(value)
+        except ValueError:
+            return False
+
+    return checked
+
+
+_FAST_FORMATS = {"date-time": _format(_is_datetime), "uuid": _format(_is_uuid)}
+# Keywords whose meaning draft 7 and draft 2020-12 share (`items` only as one schema).
+_PORTABLE = frozenset(
+    {
+        "$schema", "$id", "title", "description", "default", "examples", "type", "properties",
+        "required", "additionalProperties", "pattern", "const", "enum", "minimum", "maximum",
+        "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength", "maxLength",
+        "minItems", "maxItems", "uniqueItems", "minProperties", "maxProperties", "items",
+        "format", "allOf", "anyOf", "oneOf", "not",
+    }
+)  # fmt: skip
+
+
+def _portable(schema: Any) -> bool:
+    """Say whether `schema` uses only keywords (and formats) both validators read alike."""
+    if not isinstance(schema, dict):
+        return isinstance(schema, bool)
+    for key, value in schema.items():
+        if key not in _PORTABLE:
+            return False
+        if key == "format" and value not in _FAST_FORMATS:
+            return False
+        if key == "properties" and not all(_portable(v) for v in value.values()):
+            return False
+        if key == "additionalProperties" and not _portable(value):
+            return False
+        if key == "items" and not (isinstance(value, dict) and _portable(value)):
+            return False
+        if key in ("allOf", "anyOf", "oneOf") and not all(_portable(v) for v in value):
+            return False
+        if key == "not" and not _portable(value):
+            return False
+    return True
+
+
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 _upcasters: dict[tuple[str, int], Upcaster] = {}
 
@@ -44,21 +111,37 @@ def schema_dirs() -> list[Path]:
 
 def schema_path(event_type: str, version: int) -> Path:
     """Return the file of `event_type` version `version`, or raise SchemaNotFound."""
+    return _schema_path(event_type, version, tuple(schema_dirs()))
+
+
+@lru_cache(maxsize=1024)
+def _schema_path(event_type: str, version: int, dirs: tuple[Path, ...]) -> Path:
+    # Found files are remembered (per list of folders); a miss is looked up again next time.
     name = f"{event_type}.v{version}.json"
-    for folder in schema_dirs():
+    for folder in dirs:
         if (folder / name).is_file():
             return folder / name
     raise SchemaNotFound(
         f"No schema {name!r} for event {event_type!r} v{version}; "
-        f"looked in {[str(d) for d in schema_dirs()]}."
+        f"looked in {[str(d) for d in dirs]}."
     )
 
 
 @lru_cache(maxsize=256)
-def _validator(path: str) -> Draft202012Validator:
+def _compiled(path: str) -> tuple[Draft202012Validator, Callable[[Any], Any] | None]:
+    """Return the jsonschema validator of a schema file and its fast twin (None: none)."""
     schema = json.loads(Path(path).read_text())
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=_format_checker)
+    validator = Draft202012Validator(schema, format_checker=_format_checker)
+    if not _portable(schema):
+        return validator, None
+    draft7 = {k: v for k, v in schema.items() if k not in ("$schema", "$id")}
+    draft7["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return validator, fastjsonschema.compile(draft7, formats=_FAST_FORMATS)
+
+
+def _validator(path: str) -> Draft202012Validator:
+    return _compiled(path)[0]
 
 
 def validator_for(event_type: str, version: int) -> Draft202012Validator:
@@ -71,7 +154,15 @@ def envelope_validator() -> Draft202012Validator:
     return _validator(str(SCHEMA_DIR / "envelope.json"))
 
 
-def _check(validator: Draft202012Validator, document: Any, what: str) -> None:
+def _check(path: str, document: Any, what: str) -> None:
+    validator, fast = _compiled(path)
+    if fast is not None:
+        try:
+            fast(document)
+        except fastjsonschema.JsonSchemaException:
+            pass  # jsonschema decides, and names every bad field
+        else:
+            return
     errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         details = [
@@ -84,12 +175,12 @@ def _check(validator: Draft202012Validator, document: Any, what: str) -> None:
 
 def payload_validate(*, event_type: str, version: int, payload: Any) -> None:
     """Raise PayloadInvalid naming every bad field unless `payload` matches its schema."""
-    _check(validator_for(event_type, version), payload, f"Payload of {event_type} v{version}")
+    _check(str(schema_path(event_type, version)), payload, f"Payload of {event_type} v{version}")
 
 
 def envelope_validate(document: Any) -> None:
     """Raise PayloadInvalid unless `document` is a well-formed envelope."""
-    _check(envelope_validator(), document, "Envelope")
+    _check(str(SCHEMA_DIR / "envelope.json"), document, "Envelope")
 
 
 def latest_version(event_type: str) -> int:
