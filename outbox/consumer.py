@@ -144,6 +144,9 @@ class EventConsumer:
         self._connection = self._publisher = None
 
     # ------------------------------------------------------------------ messages
+    def _on_raw_message(self, message) -> None:
+        self.on_message(None, message)
+
     def on_message(self, body, message) -> None:
         """Buffer one delivery (or reject it when it is not an envelope)."""
         raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
@@ -364,7 +367,8 @@ class EventConsumer:
                 channel = connection.channel()
                 channel.basic_qos(0, int(setting("OUTBOX_CONSUMER_PREFETCH")), False)
                 queue = service_queue(self.service, self.registry.binding_keys(self.service))
-                with Consumer(channel, queues=[queue], callbacks=[self.on_message], accept=None):
+                # on_message: the raw delivery, undecoded (the envelope is parsed once, here).
+                with Consumer(channel, queues=[queue], on_message=self._on_raw_message):
                     backoff = 0.0
                     while not self.should_stop():
                         self._drain(connection)

@@ -31,6 +31,7 @@ from .conf import setting
 from .errors import PayloadInvalid, SchemaNotFound
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+ENVELOPE_SCHEMA = str(SCHEMA_DIR / "envelope.json")
 
 _format_checker = FormatChecker()
 
@@ -151,7 +152,7 @@ def validator_for(event_type: str, version: int) -> Draft202012Validator:
 
 def envelope_validator() -> Draft202012Validator:
     """Return the compiled validator of the envelope every event travels in."""
-    return _validator(str(SCHEMA_DIR / "envelope.json"))
+    return _validator(ENVELOPE_SCHEMA)
 
 
 def _check(path: str, document: Any, what: str) -> None:
@@ -180,7 +181,7 @@ def payload_validate(*, event_type: str, version: int, payload: Any) -> None:
 
 def envelope_validate(document: Any) -> None:
     """Raise PayloadInvalid unless `document` is a well-formed envelope."""
-    _check(str(SCHEMA_DIR / "envelope.json"), document, "Envelope")
+    _check(ENVELOPE_SCHEMA, document, "Envelope")
 
 
 def latest_version(event_type: str) -> int:
