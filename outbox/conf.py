@@ -14,7 +14,7 @@
 | `OUTBOX_GAP_MAX_WAIT_S` | 1.5 x retry delays + 5 s | wait limit of an out-of-order event |
 | `OUTBOX_GAP_WAIT_MS` | `200` | how long an out-of-order event waits each time |
 | `OUTBOX_RELAY_BATCH` | `4000` | rows claimed per relay transaction |
-| `OUTBOX_RELAY_WINDOW` | `4000` | unconfirmed publishes in flight before the relay waits for acks |
+| `OUTBOX_RELAY_WINDOW` | `8000` | unconfirmed publishes in flight (two batches: no wait per ack) |
 | `OUTBOX_RELAY_POLL_S` | `1.0` | poll interval without NOTIFY (services: `relay_poll_seconds`) |
 | `OUTBOX_RELAY_CONFIRM_TIMEOUT_S` | `10.0` | longest wait for the broker's confirms of a batch |
 | `OUTBOX_RELAY_BACKOFF_MAX_S` | `30.0` | longest wait between reconnects while the broker is down |
@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_GAP_MAX_WAIT_S": None,
     "OUTBOX_GAP_WAIT_MS": 200,
     "OUTBOX_RELAY_BATCH": 4000,
-    "OUTBOX_RELAY_WINDOW": 4000,
+    "OUTBOX_RELAY_WINDOW": 8000,
     "OUTBOX_RELAY_POLL_S": 1.0,
     "OUTBOX_RELAY_CONFIRM_TIMEOUT_S": 10.0,
     "OUTBOX_RELAY_BACKOFF_MAX_S": 30.0,
