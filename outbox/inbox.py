@@ -93,6 +93,24 @@ def _inbox_insert(*, consumer: str, envelope: Envelope) -> bool:
         return cursor.fetchone() is not None
 
 
+def sequence_refusal(
+    *, consumer: str, envelope: Envelope, last: int, ordered: bool = True
+) -> Outcome | None:
+    """Return why `envelope` may not be applied after sequence `last`, or None: apply it.
+
+    The one statement of the rule, for one event (`event_apply`) and a batch alike: a sequence
+    at or below the cursor is a duplicate; out of order (ordered delivery), the event waits
+    for its predecessor (gap), unless that predecessor is parked (blocked).
+    """
+    if envelope.sequence <= last:
+        return Outcome.DUPLICATE
+    if ordered and envelope.sequence != last + 1:
+        return (
+            Outcome.BLOCKED if _parked_before(consumer=consumer, envelope=envelope) else Outcome.GAP
+        )
+    return None
+
+
 def _cursor_advance(*, consumer: str, envelope: Envelope, ordered: bool) -> Outcome | None:
     """Move the aggregate's cursor for this writer to this sequence (None), or say why not."""
     cursors = ConsumerCursor.objects.filter(
@@ -112,14 +130,10 @@ def _cursor_advance(*, consumer: str, envelope: Envelope, ordered: bool) -> Outc
     if cursors.filter(**expected).update(last_sequence=envelope.sequence, updated_at=now):
         return None
     last = _cursor_lock(consumer=consumer, envelope=envelope)
-    if envelope.sequence <= last:
-        return Outcome.DUPLICATE
-    if ordered and envelope.sequence != last + 1:
-        return (
-            Outcome.BLOCKED if _parked_before(consumer=consumer, envelope=envelope) else Outcome.GAP
-        )
-    cursors.update(last_sequence=envelope.sequence, updated_at=now)
-    return None
+    refused = sequence_refusal(consumer=consumer, envelope=envelope, last=last, ordered=ordered)
+    if refused is None:
+        cursors.update(last_sequence=envelope.sequence, updated_at=now)
+    return refused
 
 
 def _parked_before(*, consumer: str, envelope: Envelope) -> bool:
@@ -221,7 +235,8 @@ def events_apply_batch(
 ) -> list[Outcome]:
     """Apply many envelopes in the caller's transaction with a handful of statements.
 
-    The same decisions as `event_apply`, made for the whole batch at once on PostgreSQL: one
+    The same decisions as `event_apply` (the inbox row, then `sequence_refusal`), made for the
+    whole batch at once on PostgreSQL: one
     statement records the inbox rows, one locks (or creates) every cursor involved, in a fixed
     order so competing consumers cannot deadlock, and one moves the cursors. Handlers run in
     delivery order between the two. A handler error propagates; the caller rolls back.
@@ -252,13 +267,9 @@ def events_apply_batch(
             outcomes[i] = Outcome.DUPLICATE
             continue
         seen.add(envelope.id)
-        if envelope.sequence <= last[key]:
-            outcomes[i] = Outcome.DUPLICATE
-            refused.append(envelope.id)
-            continue
-        if envelope.sequence != last[key] + 1:
-            parked = _parked_before(consumer=consumer, envelope=envelope)
-            outcomes[i] = Outcome.BLOCKED if parked else Outcome.GAP
+        refusal = sequence_refusal(consumer=consumer, envelope=envelope, last=last[key])
+        if refusal is not None:
+            outcomes[i] = refusal
             refused.append(envelope.id)
             continue
         last[key] = envelope.sequence
