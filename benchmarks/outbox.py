@@ -6,6 +6,7 @@ Needs PostgreSQL and RabbitMQ (BROKER_URL, default amqp://guest:guest@127.0.0.1:
 its own database (OUTBOX_BENCH_DATABASE_URL, default .../strangler_outbox_bench) and its own
 exchange and queues, deleted at the end.
 
+* CPU s per round: where each side's CPU went (broker, PostgreSQL, this process), from /proc.
 * ceiling_rps: a tight loop of unconfirmed persistent publishes of the same messages to the same
   exchange and queues, ended by one synchronous round trip.
 * relay_rps: one relay draining the same rows: claim, publish with a window of confirms, mark
@@ -179,6 +180,32 @@ def vacuum() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE outbox_outboxevent")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """Return CPU seconds used so far by the broker (beam.smp), PostgreSQL and this process.
+
+    Linux /proc, best effort: every beam.smp and postgres process of the machine is counted,
+    other tenants' work included; a delta over a phase shows where that phase's CPU went.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    totals = {"broker": 0.0, "database": 0.0}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        key = {"beam.smp": "broker", "postgres": "database"}.get(name)
+        if key:
+            fields = text[text.rindex(")") + 2 :].split()
+            totals[key] += (int(fields[11]) + int(fields[12])) / tick
+    return totals | {"client": time.process_time()}
+
+
+def cpu_delta(before: dict[str, float]) -> str:
+    after = cpu_seconds()
+    return " ".join(f"{key} {after[key] - before[key]:.2f}" for key in before)
 
 
 def measure_ceiling(bodies: list[tuple[str, bytes]], exchange: str) -> float:
@@ -377,12 +404,17 @@ def main() -> None:
                 (row.event_type, Envelope.from_row(row).to_json())
                 for row in OutboxEvent.objects.filter(sent_at=None).order_by("id")
             ]
+            before = cpu_seconds()
             ceiling = measure_ceiling(bodies, settings.OUTBOX_EXCHANGE)
+            ceiling_cpu = cpu_delta(before)
             purge(sink)
             publisher = EnvelopePublisher()
+            publisher.connect()  # as the ceiling: connected before the clock starts
+            before = cpu_seconds()
             started = time.perf_counter()
             sent = relay_drain(publisher=publisher)
             relay_rps = sent / (time.perf_counter() - started)
+            relay_cpu = cpu_delta(before)
             publisher.close()
             purge(sink)
             relay_rates.append(relay_rps)
@@ -390,7 +422,8 @@ def main() -> None:
             ratios.append(relay_rps / ceiling)
             print(
                 f"round {round_ + 1}: relay {relay_rps:.0f}/s ({sent} rows), "
-                f"ceiling {ceiling:.0f}/s, ratio {relay_rps / ceiling:.2f}"
+                f"ceiling {ceiling:.0f}/s, ratio {relay_rps / ceiling:.2f}; CPU s: ceiling "
+                f"[{ceiling_cpu}], relay [{relay_cpu}]"
             )
         latencies, written = measure_latency(
             args.tag, rate=args.rate, seconds=args.seconds, window=args.window
