@@ -183,13 +183,13 @@ def vacuum() -> None:
 
 
 def cpu_seconds() -> dict[str, float]:
-    """Return CPU seconds used so far by the broker (beam.smp), PostgreSQL and this process.
+    """Return CPU seconds used so far per broker (beam.smp) and PostgreSQL process, and ours.
 
     Linux /proc, best effort: every beam.smp and postgres process of the machine is counted,
-    other tenants' work included; a delta over a phase shows where that phase's CPU went.
+    other tenants' work included; `cpu_delta` sums the processes alive at both ends of a phase.
     """
     tick = os.sysconf("SC_CLK_TCK")
-    totals = {"broker": 0.0, "database": 0.0}
+    found: dict[str, float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
@@ -199,13 +199,17 @@ def cpu_seconds() -> dict[str, float]:
         key = {"beam.smp": "broker", "postgres": "database"}.get(name)
         if key:
             fields = text[text.rindex(")") + 2 :].split()
-            totals[key] += (int(fields[11]) + int(fields[12])) / tick
-    return totals | {"client": time.process_time()}
+            found[f"{key}:{stat.parent.name}"] = (int(fields[11]) + int(fields[12])) / tick
+    return found | {"client": time.process_time()}
 
 
 def cpu_delta(before: dict[str, float]) -> str:
     after = cpu_seconds()
-    return " ".join(f"{key} {after[key] - before[key]:.2f}" for key in before)
+    totals = {"broker": 0.0, "database": 0.0, "client": 0.0}
+    for key, value in after.items():
+        if key in before:
+            totals[key.split(":")[0]] += value - before[key]
+    return " ".join(f"{key} {value:.2f}" for key, value in totals.items())
 
 
 def measure_ceiling(bodies: list[tuple[str, bytes]], exchange: str) -> float:
