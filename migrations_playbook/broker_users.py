@@ -26,6 +26,9 @@ The outbox's connections of every process of a half (relay, consumers, the web p
 figures) use `OUTBOX_BROKER_URL` = the operator's BROKER_URL with the half's user in it; Celery
 keeps BROKER_URL. Consumers get `OUTBOX_BROKER_USERS=monolith=<user>,payments=<user>`.
 
+The users live as long as the stack: `strangler up` deletes them when it stops (a runner that
+is killed leaves them; the next start on the same vhost takes them over again).
+
 How: RabbitMQ's management HTTP API when the plugin answers (`STRANGLER_RABBITMQ_API`, default
 `http://<broker host>:15672`), else `rabbitmqctl import_definitions` when rabbitmqctl is on this
 machine and may talk to the node (root or the rabbitmq user). Neither: BrokerUsersError says so
@@ -65,6 +68,7 @@ class HalfUser:
     half: str
     user: str
     url: str  # the operator's BROKER_URL (every node) with this user and its password
+    api: str | None = None  # the management API that created it; None: rabbitmqctl did
 
 
 def half_consumers() -> dict[str, list[str]]:
@@ -215,14 +219,40 @@ def broker_users_ensure(
                 "to run every half as the operator's user (consumers then cannot tell the halves "
                 "apart: see docs/security.md)."
             )
-    return [
-        HalfUser(
-            half,
-            user_name(half, vhost),
-            _with_user(broker_url, user_name(half, vhost), users[user_name(half, vhost)][0]),
-        )
-        for half in halves
-    ]
+    api = base if by_api is None else None
+    found = []
+    for half in halves:
+        name = user_name(half, vhost)
+        found.append(HalfUser(half, name, _with_user(broker_url, name, users[name][0]), api))
+    return found
+
+
+def broker_users_remove(*, users: list[HalfUser], broker_url: str) -> list[str]:
+    """Delete the per-half users again (the way they were made); return what could not be."""
+    problems = []
+    parts = urlsplit(broker_url.split(";")[0])
+    auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+    ctl = shutil.which("rabbitmqctl")
+    running = []
+    for user in users:
+        if user.api:
+            try:
+                requests.delete(
+                    f"{user.api}/api/users/{quote(user.user, safe='')}", auth=auth, timeout=10
+                )
+            except requests.RequestException as exc:
+                problems.append(f"{user.user}: {type(exc).__name__}")
+        elif ctl:
+            command = [ctl, "-q", "delete_user", user.user]
+            running.append((user.user, subprocess.Popen(command, stdout=subprocess.DEVNULL)))  # noqa: S603
+    for name, process in running:  # in parallel: each rabbitmqctl takes a second to start
+        try:
+            if process.wait(60) != 0:
+                problems.append(f"{name}: rabbitmqctl exited {process.returncode}")
+        except subprocess.TimeoutExpired:
+            process.kill()
+            problems.append(f"{name}: rabbitmqctl timed out")
+    return problems
 
 
 def half_environment(users: list[HalfUser]) -> tuple[dict[str, dict[str, str]], str]:

@@ -40,7 +40,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from migrations_playbook.broker_users import (
     BrokerUsersError,
+    HalfUser,
     broker_users_ensure,
+    broker_users_remove,
     half_environment,
 )
 from migrations_playbook.containers import (
@@ -497,20 +499,21 @@ def half_metrics_dirs(var_dir: Path) -> dict[str, dict[str, str]]:
 
 def broker_identities(
     environ: dict[str, str], var_dir: Path
-) -> tuple[dict[str, dict[str, str]], dict[str, str], str | None]:
-    """Return each half's broker user environment, the shared one, and a line to print.
+) -> tuple[dict[str, dict[str, str]], dict[str, str], str | None, list[HalfUser]]:
+    """Return each half's broker user environment, the shared one, a line to print, the users.
 
     On RabbitMQ every half's outbox connects as its own user (migrations_playbook.broker_users);
     elsewhere, or with STRANGLER_BROKER_USERS=0, nothing changes. Raise BrokerUsersError.
     """
     url = environ.get("BROKER_URL", "")
     if not url.startswith(("amqp", "pyamqp")):
-        return {}, {}, None
+        return {}, {}, None, []
     if environ.get("STRANGLER_BROKER_USERS", "1").strip().lower() in {"0", "false", "no", "off"}:
-        return {}, {}, "STRANGLER_BROKER_USERS=0: every half uses the broker as the operator's user"
+        said = "STRANGLER_BROKER_USERS=0: every half uses the broker as the operator's user"
+        return {}, {}, said, []
     users = broker_users_ensure(broker_url=url, var_dir=var_dir, environ=environ)
     per_half, mapping = half_environment(users)
-    return per_half, {"OUTBOX_BROKER_USERS": mapping}, f"broker users per half: {mapping}"
+    return per_half, {"OUTBOX_BROKER_USERS": mapping}, f"broker users per half: {mapping}", users
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -551,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     log.line(RUNNER_NAME, f"the proxy's admin API takes the token in {where}")
     try:
-        half_env, shared_env, said = broker_identities(environ, var_dir)
+        half_env, shared_env, said, users = broker_identities(environ, var_dir)
     except BrokerUsersError as exc:
         print(f"strangler up: {exc}", file=sys.stderr)
         return 1
@@ -570,7 +573,12 @@ def main(argv: list[str] | None = None) -> int:
         engine=engine,
         half_env=half_env,
     )
-    status = stack.run()
+    try:
+        status = stack.run()
+    finally:
+        if users:
+            for problem in broker_users_remove(users=users, broker_url=environ["BROKER_URL"]):
+                log.line(RUNNER_NAME, f"could not delete broker user {problem}")
     if log.broken:
         # Python flushes stdout at exit; point it at /dev/null so that raises nothing.
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())

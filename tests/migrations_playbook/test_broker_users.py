@@ -60,10 +60,26 @@ def test_without_management_api_or_rabbitmqctl_the_runner_says_what_to_do(tmp_pa
 
 
 def test_the_embedded_broker_and_an_explicit_opt_out_create_no_users(tmp_path):
-    assert broker_identities({}, tmp_path) == ({}, {}, None)
-    per_half, shared, said = broker_identities(
+    assert broker_identities({}, tmp_path) == ({}, {}, None, [])
+    per_half, shared, said, users = broker_identities(
         {"BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//", "STRANGLER_BROKER_USERS": "0"},
         tmp_path,
     )
-    assert (per_half, shared) == ({}, {})
+    assert (per_half, shared, users) == ({}, {}, [])
     assert "operator's user" in said
+
+
+@pytest.mark.integration
+def test_the_users_made_for_a_stack_are_deleted_when_it_stops(tmp_path):
+    import subprocess
+
+    from migrations_playbook.broker_users import broker_users_remove
+    from tests.outbox.half_users import half_users_vhost
+
+    with half_users_vhost(tmp_path) as vhost:
+        users = list(vhost.users.values())
+        assert broker_users_remove(users=users, broker_url=vhost.admin_url) == []
+        listed = subprocess.run(
+            ["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True, check=True
+        ).stdout
+    assert not any(user.user in listed for user in users)
