@@ -186,7 +186,8 @@ def cpu_seconds() -> dict[str, float]:
     """Return CPU seconds used so far per broker (beam.smp) and PostgreSQL process, and ours.
 
     Linux /proc, best effort: every beam.smp and postgres process of the machine is counted,
-    other tenants' work included; `cpu_delta` sums the processes alive at both ends of a phase.
+    other tenants' work included; `cpu_delta` sums the processes alive at the end of a phase
+    (one that ended during it is missed).
     """
     tick = os.sysconf("SC_CLK_TCK")
     found: dict[str, float] = {}
@@ -207,8 +208,8 @@ def cpu_delta(before: dict[str, float]) -> str:
     after = cpu_seconds()
     totals = {"broker": 0.0, "database": 0.0, "client": 0.0}
     for key, value in after.items():
-        if key in before:
-            totals[key.split(":")[0]] += value - before[key]
+        # A process started during the phase (the relay's own backends) counts whole.
+        totals[key.split(":")[0]] += value - before.get(key, 0.0)
     return " ".join(f"{key} {value:.2f}" for key, value in totals.items())
 
 
