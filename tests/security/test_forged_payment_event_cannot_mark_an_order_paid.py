@@ -1,5 +1,9 @@
 """Attack: publish a forged `payment.succeeded` so that the monolith marks an order paid.
 
+First against the step-1 stack of this package (`strangler up` with defaults: the runner made
+the per-half broker users), as an outsider who holds the broker's administrator credentials;
+then in detail against the monolith's consumer alone, on a vhost of the test's own.
+
 Anyone who can publish to RabbitMQ (here: the operator's own `guest`, an administrator of the
 vhost) sends a well-formed envelope that claims `origin: payments`. The monolith's consumer must
 refuse it because RabbitMQ does not vouch for the sender: its `user_id` is not the payments
@@ -12,9 +16,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from types import SimpleNamespace
 
 import amqp
 import pytest
+import requests
 from django.db import connection
 from kombu import Connection
 
@@ -28,7 +34,10 @@ from outbox.registry import registry
 from outbox.selectors import queue_depths
 from tests.outbox.half_users import half_users_vhost
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+from .conftest import TIMEOUT, stack_log
+
+pytestmark = [pytest.mark.integration]
+in_this_database = pytest.mark.django_db(transaction=True)
 
 
 def payment_succeeded(order: Order, *, origin: str = "payments") -> Envelope:
@@ -77,7 +86,7 @@ def half_vhost(tmp_path_factory):
 
 
 @pytest.fixture
-def stack(settings, half_vhost):
+def monolith_consumer(settings, half_vhost):
     """The monolith's consumer running as the monolith half's broker user, on a fresh vhost."""
     import monolith.payments.consumers  # noqa: F401 - registers the "monolith" handlers
 
@@ -116,9 +125,11 @@ def wait_for(predicate, timeout: float = 15.0) -> bool:
     return predicate()
 
 
+@in_this_database
 def test_forged_payment_succeeded_from_an_outsider_is_parked_and_the_order_stays_unpaid(
-    stack, make_user
+    monolith_consumer, make_user
 ):
+    stack = monolith_consumer
     order = Order.objects.create(user=make_user(), total="25.00", currency="EUR")
     without_user = payment_succeeded(order)
     as_itself = payment_succeeded(order)
@@ -154,7 +165,11 @@ def test_forged_payment_succeeded_from_an_outsider_is_parked_and_the_order_stays
     assert not Payment.objects.filter(order_id=order.id).exists()
 
 
-def test_the_same_event_from_the_payments_halfs_own_user_does_mark_the_order_paid(stack, make_user):
+@in_this_database
+def test_the_same_event_from_the_payments_halfs_own_user_does_mark_the_order_paid(
+    monolith_consumer, make_user
+):
+    stack = monolith_consumer
     order = Order.objects.create(user=make_user(), total="25.00", currency="EUR")
     publisher = EnvelopePublisher(stack.users["payments"].url)
     try:
@@ -163,3 +178,36 @@ def test_the_same_event_from_the_payments_halfs_own_user_does_mark_the_order_pai
         publisher.close()
     assert wait_for(lambda: Order.objects.get(id=order.id).status == "paid")
     assert not DeadLetter.objects.filter(consumer="monolith").exists()
+
+
+def test_a_forged_payment_succeeded_sent_to_the_stacks_broker_leaves_the_order_unpaid(
+    stack, proxy, customer
+):
+    catalogue = requests.get(f"{proxy}/api/products/", timeout=TIMEOUT)
+    item = {"sku": "SKU-1", "quantity": 1, "unit_price": "5.00"}  # before the catalogue
+    if catalogue.status_code == 200:
+        item = {"sku": catalogue.json()["results"][0]["sku"], "quantity": 1}
+    placed = requests.post(
+        f"{proxy}/api/orders/",
+        json={"items": [item]},
+        headers=customer.auth,
+        timeout=TIMEOUT,
+    )
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    forged = payment_succeeded(
+        SimpleNamespace(id=order["id"], user_id=customer.id, currency=order["currency"])
+    )
+    forged = Envelope(
+        **(forged.to_dict() | {"payload": forged.payload | {"amount": order["total"]}})
+    )
+    publish_as_outsider(stack.env["BROKER_URL"], forged)  # the operator's own user, no user_id
+
+    refused = stack_log(stack, until=f"refusing payment.succeeded {forged.id}", timeout=20)
+    assert f"refusing payment.succeeded {forged.id}" in refused
+    assert "origin 'payments' must come from broker user 'strangler-payments@" in refused
+    time.sleep(1.0)  # room for a wrong payment to land
+    seen = requests.get(
+        f"{proxy}/api/orders/{order['id']}/", headers=customer.auth, timeout=TIMEOUT
+    )
+    assert seen.json()["status"] == "pending"
