@@ -7,8 +7,8 @@ its own database (OUTBOX_BENCH_DATABASE_URL, default .../strangler_outbox_bench)
 exchange and queues, deleted at the end.
 
 * CPU s per round: where each side's CPU went (broker, PostgreSQL, this process), from /proc.
-* ceiling_rps: a tight loop of unconfirmed persistent publishes of the same messages to the same
-  exchange and queues, ended by one synchronous round trip.
+* ceiling_rps: a tight loop of unconfirmed persistent publishes of the same messages (bodies and
+  properties) to the same exchange and queues, ended by one synchronous round trip.
 * relay_rps: one relay draining the same rows: claim, publish with a window of confirms, mark
   sent. Rounds alternate ceiling and relay; medians are reported (vs_ceiling: median ratio).
 * p50_ms / p99_ms: events committed one per transaction at a steady `--rate` by 8 writer
@@ -213,18 +213,31 @@ def cpu_delta(before: dict[str, float]) -> str:
     return " ".join(f"{key} {value:.2f}" for key, value in totals.items())
 
 
-def measure_ceiling(bodies: list[tuple[str, bytes]], exchange: str) -> float:
-    """Return messages/s of unconfirmed persistent publishes, ended by one round trip."""
+def measure_ceiling(bodies: list[tuple[str, bytes, str, str]], exchange: str) -> float:
+    """Return messages/s of unconfirmed persistent publishes, ended by one round trip.
+
+    The same messages as the relay's, properties included (message_id, type, app_id, user_id:
+    each costs the broker CPU), without confirms and without the database.
+    """
     import amqp
 
-    from outbox.broker import broker_connection
+    from outbox.broker import broker_connection, broker_user
 
     conn = broker_connection()
     conn.connect()
+    user = broker_user(conn)
     channel = conn.connection.channel()
     started = time.perf_counter()
-    for routing_key, body in bodies:
-        message = amqp.Message(body, content_type="application/json", delivery_mode=2)
+    for routing_key, body, event_id, origin in bodies:
+        message = amqp.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=2,
+            message_id=event_id,
+            type=routing_key,
+            app_id=origin,
+            user_id=user,
+        )
         channel.basic_publish(message, exchange, routing_key)
     channel.exchange_declare(exchange, "topic", passive=True)  # the round trip
     elapsed = time.perf_counter() - started
@@ -406,7 +419,7 @@ def main() -> None:
             write_events(args.events)
             vacuum()  # earlier rounds' rows out of the way, as on a fresh table
             bodies = [
-                (row.event_type, Envelope.from_row(row).to_json())
+                (row.event_type, Envelope.from_row(row).to_json(), str(row.event_id), row.origin)
                 for row in OutboxEvent.objects.filter(sent_at=None).order_by("id")
             ]
             before = cpu_seconds()

@@ -105,7 +105,9 @@ class RabbitCluster:
             "RABBITMQ_CONF_ENV_FILE": str(node.folder / "rabbitmq-env.conf"),
             "RABBITMQ_PID_FILE": str(node.folder / "pid"),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            # No busy-waiting schedulers: three nodes share two cores with everything else.
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1} "
+            "+sbwt none +sbwtdcpu none +sbwtdio none",
         }
 
     def _as_rabbitmq(self) -> dict:
