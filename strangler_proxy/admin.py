@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .errors import BodyTimeout
 from .routes import RouteTableError, table_from_dict
-from .server import BodyTimeout
 
 if TYPE_CHECKING:
     from .gateway import Gateway

@@ -22,15 +22,9 @@ from collections import deque
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .headers import RESPONSE_DROP
+
 FAST_METHODS = frozenset({"GET", "OPTIONS"})
-# Response headers never passed to the client: hop-by-hop ones, and those the proxy sets itself.
-RESPONSE_DROP = frozenset(
-    {
-        b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-        b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection",
-        b"x-strangler-upstream", b"x-request-id", b"x-strangler-fallback",
-    }
-)  # fmt: skip
 _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
 

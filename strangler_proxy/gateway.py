@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import random
-import re
 import sys
 import time
 import zlib
@@ -51,8 +50,9 @@ from . import admin
 from .auth import EdgeAuth, token_key, user_message
 from .config import ADMIN_HOLDER, ProxyConfig
 from .discovery import registry_from_url
+from .errors import BodyTimeout, UpstreamFailed, error_head
 from .fastclient import FAST_METHODS, FastPool, FastResponse
-from .headers import FALLBACK, HOP_BY_HOP, REQUEST_ID, UPSTREAM
+from .headers import FALLBACK, REQUEST_ID, RESPONSE_DROP, UPSTREAM, request_id_valid
 from .metrics import Metrics
 from .paths import PathRefused, path_for_routing
 from .ratelimit import LOGIN_GROUP, MemoryBuckets, RedisBuckets, login_limit, retry_after
@@ -68,7 +68,7 @@ from .routes import (
     step0_table,
     table_from_file,
 )
-from .server import BodyTimeout, HttpConnection, Request, error_head
+from .server import HttpConnection, Request
 from .shadow import ShadowRunner
 from .sharing import (
     METRICS_SECONDS,
@@ -79,13 +79,6 @@ from .sharing import (
 from .upstreams import Instance, NoInstance, ServicePool
 
 log = logging.getLogger("strangler_proxy")
-_REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-class _UpstreamFailed(Exception):
-    def __init__(self, kind: str, detail: str, status: int = 502):
-        super().__init__(detail)
-        self.kind, self.detail, self.status = kind, detail, status
 
 
 class RetryBudget:
@@ -516,7 +509,9 @@ class Gateway:
     ) -> None:  # fmt: skip
         if status == 408:
             req.keep_alive = False  # the rest of the body may still trickle in: do not wait for it
-        conn.write(error_head(status, code, detail, rid, close=not req.keep_alive, extra=extra))
+        conn.write(
+            error_head(status, code, detail, rid, close=not req.keep_alive, headers=extra or ())
+        )
         self._finish(req, status, rid, route, "proxy", started)
 
     def _send_web(self, conn: HttpConnection, req: Request, resp: web.Response) -> None:
@@ -547,7 +542,7 @@ class Gateway:
         rid = req.request_id
         if rid is not None:
             rid = rid.decode("latin-1")
-            if not _REQUEST_ID_OK.match(rid):
+            if not request_id_valid(rid):
                 rid = None
         if rid is None:
             rid = self._new_request_id()
@@ -612,8 +607,8 @@ class Gateway:
             await self._proxy(
                 conn, req, route, target, req.target, headers, rid, started, record=record
             )
-        except _UpstreamFailed as exc:
-            self._refuse(conn, req, exc.status, exc.kind, exc.detail, rid, route, started)
+        except UpstreamFailed as exc:
+            self._refuse(conn, req, exc.status, exc.code, exc.detail, rid, route, started)
 
     def _forward(
         self, req: Request, table: RouteTable, target: str, rid: str, identity,
@@ -709,7 +704,7 @@ class Gateway:
         rid = req.request_id
         if rid is not None:
             rid = rid.decode("latin-1")
-            if not _REQUEST_ID_OK.match(rid):
+            if not request_id_valid(rid):
                 rid = None
         if rid is None:
             rid = self._new_request_id()
@@ -799,7 +794,7 @@ class Gateway:
         try:
             instance = pinned or pool.pick()
         except NoInstance as exc:
-            raise _UpstreamFailed("upstream_unavailable", str(exc), 503) from None
+            raise UpstreamFailed(code="upstream_unavailable", detail=str(exc), status=503) from None
         instance.outstanding += 1
         try:
             if body is None and method in FAST_METHODS:
@@ -825,23 +820,27 @@ class Gateway:
             instance.outstanding -= 1
             instance.breaker.record(False, time.monotonic())
             self.metrics.errors[(route.name, pool.name, "timeout")] += 1
-            raise _UpstreamFailed(
-                "upstream_timeout", f"{pool.name} did not answer within {route.timeout}s.", 504
+            raise UpstreamFailed(
+                code="upstream_timeout",
+                detail=f"{pool.name} did not answer within {route.timeout}s.",
+                status=504,
             ) from None
         except (aiohttp.ClientError, OSError, BodyTimeout) as exc:
             instance.outstanding -= 1
             if body is not None and body.timed_out:
-                raise _UpstreamFailed(
-                    "request_timeout", "The request body arrived too slowly.", 408
+                raise UpstreamFailed(
+                    code="request_timeout",
+                    detail="The request body arrived too slowly.",
+                    status=408,
                 ) from None
             if body is not None and body.error is not None:
                 # The client went away mid-upload: not the upstream's failure, nobody to answer.
                 raise ConnectionResetError("the client closed the connection") from None
             instance.breaker.record(False, time.monotonic())
             self.metrics.errors[(route.name, pool.name, "connect")] += 1
-            raise _UpstreamFailed(
-                "upstream_unavailable",
-                f"{pool.name} at {instance.url} failed: {exc.__class__.__name__}.",
+            raise UpstreamFailed(
+                code="upstream_unavailable",
+                detail=f"{pool.name} at {instance.url} failed: {exc.__class__.__name__}.",
             ) from None
         self._judge(instance, pool.name, route, resp.status)
         return instance, resp
@@ -863,8 +862,8 @@ class Gateway:
             await self._proxy(
                 conn, req, route, target, req.target, headers, rid, started, first, pinned
             )
-        except _UpstreamFailed as exc:
-            self._refuse(conn, req, exc.status, exc.kind, exc.detail, rid, route, started)
+        except UpstreamFailed as exc:
+            self._refuse(conn, req, exc.status, exc.code, exc.detail, rid, route, started)
 
     async def _proxy(
         self, conn: HttpConnection, req: Request, route: Route, target: str,
@@ -874,7 +873,7 @@ class Gateway:
         """Send the request (retries, fallback) and relay the answer.
 
         `first`: the fast path's outcome of the first attempt, ``(instance, response)`` or an
-        ``_UpstreamFailed``, when it handed the request over; None to start from scratch.
+        ``UpstreamFailed``, when it handed the request over; None to start from scratch.
         `pinned`: the instance the first attempt goes to (the fast path already chose it).
         """
         method = req.method
@@ -899,7 +898,7 @@ class Gateway:
             try:
                 if first is not None:
                     outcome, first = first, None
-                    if isinstance(outcome, _UpstreamFailed):
+                    if isinstance(outcome, UpstreamFailed):
                         raise outcome
                     instance, resp = outcome
                 else:
@@ -907,7 +906,7 @@ class Gateway:
                     instance, resp = await self._attempt(
                         pool, method, upstream_target, headers, body, route, pin
                     )
-            except _UpstreamFailed as exc:
+            except UpstreamFailed as exc:
                 if exc.status == 408:
                     raise
                 if can_retry and self.retry_budget.withdraw():
@@ -915,7 +914,7 @@ class Gateway:
                     self.metrics.retries[route.name] += 1
                     continue
                 if can_fallback:
-                    fallback_from = f"{target}: {exc.kind}"
+                    fallback_from = f"{target}: {exc.code}"
                     self.metrics.fallbacks[(route.name, target)] += 1
                     target, retries = MONOLITH, 0
                     headers = _retarget(headers, target)
@@ -953,11 +952,11 @@ class Gateway:
         """Stream the answer to the client, capturing it for a shadow compare or a recording."""
         status = resp.status
         lines = [_status_line(status, (resp.reason or "").encode("latin-1", "replace"))]
-        drop = _RESPONSE_DROP
+        drop = RESPONSE_DROP
         raw = resp.raw_headers
         for name, value in raw:
             if name.lower() == b"connection":
-                if drop is _RESPONSE_DROP:
+                if drop is RESPONSE_DROP:
                     drop = set(drop)
                 drop.update(t.strip().lower() for t in value.split(b","))
         for name, value in raw:
@@ -1078,13 +1077,13 @@ class Gateway:
             return await resp.content.read()
         except TimeoutError:
             self.metrics.errors[(route.name, target, "timeout")] += 1
-            raise _UpstreamFailed(
-                "upstream_timeout", f"{target} stalled mid-answer.", 504
+            raise UpstreamFailed(
+                code="upstream_timeout", detail=f"{target} stalled mid-answer.", status=504
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             self.metrics.errors[(route.name, target, "broken_body")] += 1
             detail = f"{target} broke off its answer: {exc}."
-            raise _UpstreamFailed("upstream_unavailable", detail) from None
+            raise UpstreamFailed(code="upstream_unavailable", detail=detail) from None
 
     async def fetch(
         self, *, service: str, method: str, target: str, headers, route: Route
@@ -1159,9 +1158,6 @@ def _retarget(headers, service: str):
     return headers.retarget(service) if type(headers) is Forward else headers
 
 
-_RESPONSE_DROP = frozenset(
-    name.lower().encode() for name in (*HOP_BY_HOP, UPSTREAM, REQUEST_ID, FALLBACK)
-)
 _STATUS_LINES: dict[int, tuple[bytes, bytes]] = {}  # status: (reason, the line), the latest
 _UPSTREAM_LINES: dict[str, bytes] = {}
 
@@ -1294,7 +1290,7 @@ class _Exchange:
             self.gateway.fast, self.instance.url, self.up, self.route.timeout
         )
 
-    def _failed(self, kind: str, exc: BaseException) -> _UpstreamFailed:
+    def _failed(self, kind: str, exc: BaseException) -> UpstreamFailed:
         gateway, instance, route, target = self.gateway, self.instance, self.route, self.target
         instance.outstanding -= 1
         instance.breaker.record(False, time.monotonic())
@@ -1303,9 +1299,9 @@ class _Exchange:
         self.up.transport.close()
         if kind == "timeout":
             detail = f"{target} did not answer within {route.timeout}s."
-            return _UpstreamFailed("upstream_timeout", detail, 504)
+            return UpstreamFailed(code="upstream_timeout", detail=detail, status=504)
         detail = f"{target} at {instance.url} failed: {exc.__class__.__name__}."
-        return _UpstreamFailed("upstream_unavailable", detail)
+        return UpstreamFailed(code="upstream_unavailable", detail=detail)
 
     def _hand_over(self, first) -> None:
         gateway = self.gateway

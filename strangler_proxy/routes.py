@@ -11,7 +11,7 @@ Matching, most specific first (file order breaks ties):
 * ``prefix = "/api/payments/"``: the path itself or anything below it (segment boundary);
 * ``methods = ["GET"]`` and ``headers = {"X-Beta" = "1"}`` (``"*"``: present) narrow a route.
 
-Modes (see docs/proxy.md): ``monolith``, ``shadow``, ``canary:P`` (0 <= P <= 100), ``extracted``.
+Modes: ``monolith``, ``shadow``, ``canary:P`` (0 < P < 100), ``extracted`` (modes.py reads them).
 """
 
 from __future__ import annotations
@@ -24,20 +24,15 @@ from typing import Any
 
 import yaml
 
+from .errors import ModeError, RouteTableError
+from .modes import mode_parse
+
 MONOLITH = "monolith"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 BALANCERS = ("round_robin", "least_outstanding")
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
-
-class RouteTableError(ValueError):
-    """A route table is invalid; `problems` lists each one, naming the route and the fault."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("invalid route table: " + "; ".join(problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,21 +402,17 @@ def _route(
         problems.append(f"{where}: unknown keys {sorted(extra)}")
     mode = raw.get("mode", MONOLITH)
     canary = 0.0
-    if isinstance(mode, str) and mode.startswith("canary:"):
-        try:
-            canary = float(mode.split(":", 1)[1])
-        except ValueError:
-            canary = -1.0
-        if not 0.0 <= canary <= 100.0:
-            problems.append(f"{where}: canary percentage in {mode!r} must be between 0 and 100")
-    elif mode not in {"monolith", "shadow", "extracted"}:
-        problems.append(
-            f"{where}: mode {mode!r} is not one of monolith, shadow, canary:P, extracted"
-        )
+    try:
+        parsed = mode_parse(mode)
+    except ModeError as exc:
+        problems.append(f"{where}: {exc}")
+        parsed = None
+    else:
+        canary = parsed.percent
     service = raw.get("service", MONOLITH)
     if service not in services:
         problems.append(f"{where}: unknown service {service!r}")
-    if mode != MONOLITH and service == MONOLITH and (mode in {"shadow", "extracted"} or canary):
+    if parsed is not None and parsed.needs_service and service == MONOLITH:
         problems.append(f"{where}: mode {mode!r} needs a 'service' other than the monolith")
     prefix, path = raw.get("prefix"), raw.get("path")
     regex = None

@@ -34,6 +34,9 @@ from typing import TYPE_CHECKING
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
+from .errors import BodyTimeout, HeadRefused, error_head
+from .headers import IDENTITY_PREFIX_B, REQUEST_KINDS
+
 if TYPE_CHECKING:
     from .gateway import Gateway
 
@@ -46,56 +49,21 @@ _BODY_HIGH = 256 * 1024
 _BODY_LOW = 64 * 1024
 _MAX_QUEUED = 32
 
-# How each special request header is treated while parsing; any other header is forwarded as is.
-_HOP = (
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-    b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection",
-)  # fmt: skip
-_SPECIAL = dict.fromkeys(_HOP, "hop") | {
-    b"connection": "connection",
-    b"transfer-encoding": "transfer-encoding",
-    b"host": "host",
-    b"x-forwarded-host": "drop",
-    b"x-forwarded-proto": "drop",
-    b"expect": "expect",
-    b"x-forwarded-for": "xff",
-    b"x-request-id": "rid",
-    b"authorization": "authorization",
-    b"content-length": "content-length",
-}
-_IDENTITY_PREFIX = b"x-strangler-identity"
-# The kind of each header name as clients spell it ("forward", "identity" or a _SPECIAL kind):
-# names repeat from one request to the next, so each spelling is classified once (at most 1,024
-# names of at most 64 bytes: a client sending made-up names only fills it, never grows it).
+# The kind of each header name as clients spell it ("forward", "identity" or a REQUEST_KINDS
+# kind): names repeat from one request to the next, so each spelling is classified once (at most
+# 1,024 names of at most 64 bytes: a client sending made-up names only fills it, never grows it).
 _HEADER_KINDS: dict[bytes, str] = {}
 _HEADER_KINDS_MAX = 1024
 
 
 def _header_kind(name: bytes) -> str:
     lower = name.lower()
-    kind = _SPECIAL.get(lower)
+    kind = REQUEST_KINDS.get(lower)
     if kind is None:
-        kind = "identity" if lower.startswith(_IDENTITY_PREFIX) else "forward"
+        kind = "identity" if lower.startswith(IDENTITY_PREFIX_B) else "forward"
     if len(_HEADER_KINDS) < _HEADER_KINDS_MAX and len(name) <= 64:
         _HEADER_KINDS[name] = kind
     return kind
-
-
-_REASONS = {
-    400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    414: "URI Too Long", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
-    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
-}  # fmt: skip
-
-
-class BodyTimeout(Exception):
-    """The client sent no body bytes within the idle timeout."""
-
-
-class _HeadRefused(Exception):
-    def __init__(self, status: int, code: str, detail: str):
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
 
 
 class BodyStream:
@@ -294,8 +262,10 @@ class _Trailers:
     def _count(self) -> None:
         lines = self.lines + 1
         if lines > MAX_TRAILERS:
-            raise _HeadRefused(
-                431, "header_too_large", f"The request has over {MAX_TRAILERS} trailer lines."
+            raise HeadRefused(
+                status=431,
+                code="header_too_large",
+                detail=f"The request has over {MAX_TRAILERS} trailer lines.",
             )
         object.__setattr__(self, "lines", lines)
 
@@ -315,7 +285,7 @@ class HttpConnection(asyncio.Protocol):
         self.remote = ""
         self.remote_b = b""  # the client's address as bytes, for X-Forwarded-For
         self.closed = False
-        self.refused: _HeadRefused | None = None
+        self.refused: HeadRefused | None = None
         self.deaf = False
         self.last: Request | None = None  # the latest request whose head was parsed
         self.in_head = False
@@ -347,7 +317,9 @@ class HttpConnection(asyncio.Protocol):
         if self.in_head:
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD:
-                too_large = _HeadRefused(431, "header_too_large", "The request head is too large.")
+                too_large = HeadRefused(
+                    status=431, code="header_too_large", detail="The request head is too large."
+                )
                 self._refuse(too_large)
                 return
         try:
@@ -362,14 +334,16 @@ class HttpConnection(asyncio.Protocol):
                 self.trailer_bytes += len(data)
                 if self.head_bytes + self.trailer_bytes > MAX_HEAD:
                     self._refuse(
-                        _HeadRefused(
-                            431, "header_too_large", "The request head and trailers are too large."
+                        HeadRefused(
+                            status=431,
+                            code="header_too_large",
+                            detail="The request head and trailers are too large.",
                         )
                     )
                     return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, _HeadRefused):
+            if isinstance(cause, HeadRefused):
                 self._refuse(cause)
             else:  # a bug must cost this connection, never the server
                 log.error("parsing a request failed", exc_info=cause or exc)
@@ -381,7 +355,9 @@ class HttpConnection(asyncio.Protocol):
             if self.last is not None:
                 self.last.keep_alive = False
         except httptools.HttpParserError as exc:
-            self._refuse(_HeadRefused(400, "bad_request", f"Invalid HTTP request: {exc}."))
+            self._refuse(
+                HeadRefused(status=400, code="bad_request", detail=f"Invalid HTTP request: {exc}.")
+            )
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -412,17 +388,25 @@ class HttpConnection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > MAX_LINE:
-            raise _HeadRefused(414, "uri_too_long", f"The request target is over {MAX_LINE} bytes.")
+            raise HeadRefused(
+                status=414,
+                code="uri_too_long",
+                detail=f"The request target is over {MAX_LINE} bytes.",
+            )
         if _HASH in url:  # an int: bytes membership then skips building a TypeError
-            raise _HeadRefused(
-                400, "bad_request", "The request target holds '#': a fragment is never sent."
+            raise HeadRefused(
+                status=400,
+                code="bad_request",
+                detail="The request target holds '#': a fragment is never sent.",
             )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         req = self.current
         if len(name) + len(value) > MAX_LINE:
-            raise _HeadRefused(
-                431, "header_too_large", f"A request header is over {MAX_LINE} bytes."
+            raise HeadRefused(
+                status=431,
+                code="header_too_large",
+                detail=f"A request header is over {MAX_LINE} bytes.",
             )
         kind = _HEADER_KINDS.get(name)
         if kind is None:
@@ -540,7 +524,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport.write(data)
 
     # ------------------------------------------------------------------ serving
-    def _refuse(self, refused: _HeadRefused) -> None:
+    def _refuse(self, refused: HeadRefused) -> None:
         self.refused = refused
         self.in_head = False
         self.trailing = False
@@ -556,7 +540,7 @@ class HttpConnection(asyncio.Protocol):
         refused = self.refused
         if self.closed or refused is None:
             return
-        head = error_head(refused.status, refused.code, refused.detail, "", close=True)
+        head = error_head(refused.status, refused.code, refused.detail, close=True)
         self.transport.write(head)
         self.transport.close()
 
@@ -640,35 +624,11 @@ class HttpConnection(asyncio.Protocol):
             return
         if self.in_head and now - self.head_started > head_timeout:
             self._refuse(
-                _HeadRefused(408, "request_timeout", "The request head arrived too slowly.")
+                HeadRefused(
+                    status=408,
+                    code="request_timeout",
+                    detail="The request head arrived too slowly.",
+                )
             )
         elif not self.in_head and not self.queue and now - self.idle_since > keepalive:
             self.transport.close()
-
-
-def error_body(code: str, detail: str) -> bytes:
-    import json
-
-    return json.dumps({"error": code, "detail": detail, "fields": {}}).encode()
-
-
-def error_head(
-    status: int, code: str, detail: str, request_id: str, *, close: bool = False,
-    extra: list[tuple[str, str]] | None = None,
-) -> bytes:  # fmt: skip
-    """Return a whole proxy-made JSON error answer as bytes."""
-    body = error_body(code, detail)
-    lines = [
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n",
-        "Content-Type: application/json; charset=utf-8\r\n",
-        f"Content-Length: {len(body)}\r\n",
-        "X-Strangler-Upstream: proxy\r\n",
-    ]
-    if request_id:
-        lines.append(f"X-Request-ID: {request_id}\r\n")
-    for name, value in extra or ():
-        lines.append(f"{name}: {value}\r\n")
-    if close:
-        lines.append("Connection: close\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1") + body
