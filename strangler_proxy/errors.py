@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from http import HTTPStatus
 
 from .headers import UPSTREAM
 
-#: Reason phrases of the statuses the proxy answers with itself.
-REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 414: "URI Too Long",
-    415: "Unsupported Media Type", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large", 502: "Bad Gateway", 503: "Service Unavailable",
-    504: "Gateway Timeout",
-}  # fmt: skip
+
+def reason(status: int) -> str:
+    """Return the reason phrase of `status` (``Error`` for one HTTP does not name)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 class ProxyError(Exception):
@@ -117,7 +117,7 @@ def error_head(
     """Return a whole proxy-made JSON error answer as bytes."""
     body = error_body(code, detail, fields)
     lines = [
-        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n",
+        f"HTTP/1.1 {status} {reason(status)}\r\n",
         "Content-Type: application/json; charset=utf-8\r\n",
         f"Content-Length: {len(body)}\r\n",
         f"{UPSTREAM}: proxy\r\n",

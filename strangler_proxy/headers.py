@@ -18,6 +18,8 @@ headers by the front server (``REQUEST_KINDS``), answers by the upstream client 
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 
 HOP_BY_HOP = frozenset(
@@ -67,3 +69,23 @@ _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def request_id_valid(value: str) -> bool:
     """Return whether a client's ``X-Request-ID`` is passed through (1-128 of [A-Za-z0-9._:-])."""
     return _REQUEST_ID_OK.match(value) is not None
+
+
+class RequestIds:
+    """Each request's ``X-Request-ID``: the client's when valid, else a new one.
+
+    New ids are a per-process random prefix and a counter (32 hex digits): unique without a
+    system call per request.
+    """
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(1)
+
+    def for_request(self, given: bytes | None) -> str:
+        """Return the id of a request that sent `given` (None: it sent none)."""
+        if given is not None:
+            rid = given.decode("latin-1")
+            if _REQUEST_ID_OK.match(rid) is not None:
+                return rid
+        return f"{self._prefix}{next(self._counter):016x}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,22 @@ class Route:
         elif path == prefix or path.startswith(prefix + "/"):
             return {}
         return None
+
+    def target(self, identity: Any, remote: str | None) -> str:
+        """Return the service that serves this route for a caller (canary: sticky per user).
+
+        `identity` is the caller's (None: anonymous, sticky per client address instead). A
+        canary hashes the service, not the route, so a user's whole journey through the
+        service stays on one side.
+        """
+        mode = self.mode
+        if mode == "monolith" or mode == "shadow":
+            return MONOLITH
+        if mode == "extracted":
+            return self.service
+        sticky = identity.user_id if identity else (remote or "")
+        bucket = zlib.crc32(f"{self.service}:{sticky}".encode()) % 10000
+        return self.service if bucket < self.canary_percent * 100 else MONOLITH
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "mode": self.mode, "service": self.service}

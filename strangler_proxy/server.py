@@ -3,8 +3,9 @@
 It replaces aiohttp's server side on the request path, because that side cost more CPU per
 request than everything else the proxy does (docs/proxy.md, "Performance"). It parses requests,
 queues them in order (keep-alive and pipelining: answers leave in request order), streams request
-bodies with back-pressure, and hands each request to ``Gateway.serve`` in one task per burst of
-requests on a connection.
+bodies with back-pressure, and hands each request to its ``RequestHandler`` (the pipeline):
+``fast_serve`` first, on the protocol's callbacks, else ``serve`` in one task per burst of
+requests on a connection. It knows bytes, limits and order; nothing of routes.
 
 * Request head: request line and each header at most 16 KiB (414 / 431), the whole head at most
   64 KiB (431); a head that does not arrive within ``head_timeout`` seconds gets 408; invalid
@@ -29,16 +30,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import Protocol
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from .errors import BodyTimeout, HeadRefused, error_head
 from .headers import IDENTITY_PREFIX_B, REQUEST_KINDS
-
-if TYPE_CHECKING:
-    from .gateway import Gateway
 
 log = logging.getLogger("strangler_proxy")
 MAX_LINE = 16 * 1024
@@ -270,18 +269,29 @@ class _Trailers:
         object.__setattr__(self, "lines", lines)
 
 
-class HttpConnection(asyncio.Protocol):
-    """One client connection: parse, queue in order, serve through the gateway."""
+class RequestHandler(Protocol):
+    """What serves the requests the front server parses (the pipeline, pipeline.py)."""
 
-    def __init__(self, gateway: Gateway, loop: asyncio.AbstractEventLoop):
-        self.gateway = gateway
+    def fast_serve(self, conn: HttpConnection, req: Request) -> bool:
+        """Start answering `req` without a task, or return False: `serve` then has it."""
+
+    def serve(self, conn: HttpConnection, req: Request) -> Awaitable[None]:
+        """Answer `req`; called in request order, one request of a connection at a time."""
+
+
+class HttpConnection(asyncio.Protocol):
+    """One client connection: parse, queue in order, hand each request to the handler."""
+
+    def __init__(self, server: FrontServer, loop: asyncio.AbstractEventLoop):
+        self.server = server
+        self.handler = server.handler
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.queue: deque[Request] = deque()
         self.current: Request | None = None  # being parsed
         self.runner: asyncio.Task | None = None
-        self.exchange = None  # a request on the gateway's fast path (no task), if any
+        self.exchange = None  # a request on the handler's fast path (no task), if any
         self.remote = ""
         self.remote_b = b""  # the client's address as bytes, for X-Forwarded-For
         self.closed = False
@@ -309,7 +319,7 @@ class HttpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if peer else ""
         self.remote_b = self.remote.encode()
-        self.gateway.connections.add(self)
+        self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         if self.refused is not None or self.deaf:
@@ -361,7 +371,7 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        self.gateway.connections.discard(self)
+        self.server.connections.discard(self)
         gone = ConnectionResetError("the client closed the connection")
         for req in self.queue:
             if req.body is not None and not req.body.done:
@@ -462,7 +472,7 @@ class HttpConnection(asyncio.Protocol):
             and self.runner is None
             and self.exchange is None
             and not self.queue
-            and self.gateway.fast_serve(self, req)
+            and self.handler.fast_serve(self, req)
         ):
             return
         self.queue.append(req)
@@ -562,14 +572,14 @@ class HttpConnection(asyncio.Protocol):
             self._send_refusal()
 
     async def _run(self, pending=None) -> None:
-        gateway = self.gateway
+        handler = self.handler
         queue = self.queue
         try:
             if pending is not None and not await self._serve_one(*pending, queued=False):
                 return
             while queue and not self.closed:
                 req = queue[0]
-                if not await self._serve_one(req, gateway.serve(self, req), queued=True):
+                if not await self._serve_one(req, handler.serve(self, req), queued=True):
                     return
             self.idle_since = self.loop.time()
             if self.refused is not None:
@@ -604,7 +614,7 @@ class HttpConnection(asyncio.Protocol):
 
     async def _linger(self, body: BodyStream) -> bool:
         """Read and drop the rest of an unread body for a while; return whether to keep going."""
-        deadline = self.loop.time() + self.gateway.config.linger
+        deadline = self.loop.time() + self.server.linger
         try:
             while True:
                 body.discard()
@@ -632,3 +642,55 @@ class HttpConnection(asyncio.Protocol):
             )
         elif not self.in_head and not self.queue and now - self.idle_since > keepalive:
             self.transport.close()
+
+
+class FrontServer:
+    """Listen for clients and keep their connections: idle ones closed, slow heads refused.
+
+    It knows requests as bytes and limits, never routes: what answers them is `handler`.
+    """
+
+    def __init__(
+        self, handler: RequestHandler, *, keepalive_timeout: float, head_timeout: float,
+        linger: float,
+    ):  # fmt: skip
+        self.handler = handler
+        self.keepalive_timeout, self.head_timeout = keepalive_timeout, head_timeout
+        self.linger = linger
+        self.connections: set[HttpConnection] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task | None = None
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen on `host`:`port` (0: any free port); return the bound port."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: HttpConnection(self, loop), host, port, reuse_port=reuse_port or None,
+            backlog=1024,
+        )  # fmt: skip
+        self._sweeper = loop.create_task(self._sweep())
+        return self._server.sockets[0].getsockname()[1]
+
+    def stop_listening(self) -> None:
+        """Accept no new connection; the open ones go on."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+
+    def close_connections(self) -> None:
+        """Cancel what the open connections are serving, and close them."""
+        for conn in list(self.connections):
+            if conn.runner is not None:
+                conn.runner.cancel()
+            if conn.transport is not None:
+                conn.transport.close()
+
+    async def _sweep(self) -> None:
+        """Once a second: close idle keep-alive connections and heads that arrive too slowly."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            for conn in list(self.connections):
+                conn.sweep(now, keepalive=self.keepalive_timeout, head_timeout=self.head_timeout)

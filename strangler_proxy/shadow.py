@@ -2,8 +2,9 @@
 
 * Supports: GET, HEAD, OPTIONS only (writes reach the new half through events, never blindly).
 * Off the request path: the client already has the monolith's answer when the mirror starts.
-* Bounded: at most `concurrency` mirrors in flight; beyond that a mirror is skipped and counted,
-  so a slow candidate never slows users or piles up work.
+* Bounded: at most `concurrency` mirrors in flight, each counted until it is done, its settle
+  retries included; beyond that a mirror is skipped and counted, so a slow candidate never
+  slows users or piles up work.
 * Noise learning: a sample (``compare.noise_sample``) of requests also goes a second time to the
   monolith; paths that differ between the two monolith answers are learned as the route's noise.
 * Settling (``compare.settle_ms``): a differing answer is asked of both halves again after that
@@ -24,17 +25,17 @@ import random
 import shlex
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .compare import compare_responses, generalise
+from .headers import SHADOW
+from .interfaces import Answer3 as Answer
+from .interfaces import Upstreams
+from .metrics import Metrics
 from .redaction import Redactor
 from .routes import MONOLITH, Route
-
-if TYPE_CHECKING:
-    from .gateway import Gateway
-
-Answer = tuple[int, dict[str, str], bytes]
 
 
 @dataclass(slots=True)
@@ -114,8 +115,12 @@ SETTLE_TRIES = 3
 class ShadowRunner:
     """Schedule mirrors within a concurrency cap and record their comparisons."""
 
-    def __init__(self, gateway: Gateway, *, concurrency: int):
-        self.gateway = gateway
+    def __init__(
+        self, *, upstreams: Upstreams, metrics: Metrics, redactors: Callable[[Route], Redactor],
+        monolith_url: Callable[[], str], concurrency: int,
+    ):  # fmt: skip
+        self.upstreams, self.metrics = upstreams, metrics
+        self.redactors, self.monolith_url = redactors, monolith_url
         self.concurrency = concurrency
         self.in_flight = 0
         self.noise: dict[str, set[str]] = {}
@@ -124,7 +129,7 @@ class ShadowRunner:
 
     def submit(self, *, route: Route, method: str, target: str, headers, primary: Answer) -> str:
         """Start a mirror of the request unless the cap is reached; return the outcome."""
-        metrics = self.gateway.metrics
+        metrics = self.metrics
         if self.in_flight >= self.concurrency:
             metrics.shadow[(route.name, "skipped")] += 1
             return "skipped"
@@ -154,7 +159,7 @@ class ShadowRunner:
         for _ in range(SETTLE_TRIES):
             await asyncio.sleep(route.compare.settle_ms / 1000 / SETTLE_TRIES)
             try:
-                candidate, candidate_url = await self.gateway.fetch(
+                candidate, candidate_url = await self.upstreams.fetch(
                     service=route.service, method=method, target=target,
                     headers=candidate_headers, route=route,
                 )  # fmt: skip
@@ -163,7 +168,7 @@ class ShadowRunner:
                         rules=route.compare, noise=noise, expected=primary, actual=candidate
                     )[0]:
                         return [], primary, candidate, candidate_url
-                primary, _ = await self.gateway.fetch(
+                primary, _ = await self.upstreams.fetch(
                     service=MONOLITH, method=method, target=target, headers=headers, route=route
                 )
             except Exception:  # what was found stands when asking again fails
@@ -179,22 +184,32 @@ class ShadowRunner:
     async def _run(
         self, *, route: Route, method: str, target: str, headers, primary: Answer
     ) -> None:
-        metrics = self.gateway.metrics
+        try:
+            await self._mirror(
+                route=route, method=method, target=target, headers=headers, primary=primary
+            )
+        finally:
+            self.in_flight -= 1  # only now: the cap holds for settle retries too
+
+    async def _mirror(
+        self, *, route: Route, method: str, target: str, headers, primary: Answer
+    ) -> None:
+        metrics = self.metrics
         # The identity, if any, was signed for the monolith: the candidate gets its own.
         retarget = getattr(headers, "retarget", None)
         candidate_headers = (retarget(route.service) if retarget else headers).copy()
-        candidate_headers["X-Strangler-Shadow"] = "1"
+        candidate_headers[SHADOW] = "1"
         headers = headers.copy()
-        headers["X-Strangler-Shadow"] = "1"
+        headers[SHADOW] = "1"
         try:
             noise = self.noise.setdefault(route.name, set())
             if route.compare.noise_sample and random.random() < route.compare.noise_sample:
-                again, _ = await self.gateway.fetch(
+                again, _ = await self.upstreams.fetch(
                     service=MONOLITH, method=method, target=target, headers=headers, route=route
                 )
                 learned, _ = compare_responses(rules=route.compare, expected=primary, actual=again)
                 noise.update(generalise(p) for p in learned if p != "status")
-            candidate, candidate_url = await self.gateway.fetch(
+            candidate, candidate_url = await self.upstreams.fetch(
                 service=route.service, method=method, target=target, headers=candidate_headers,
                 route=route,
             )  # fmt: skip
@@ -204,8 +219,6 @@ class ShadowRunner:
         except Exception:  # a failing candidate is an outcome to count, never the user's problem
             metrics.shadow[(route.name, "error")] += 1
             return
-        finally:
-            self.in_flight -= 1
         if paths and route.compare.settle_ms:
             paths, primary, candidate, candidate_url = await self._settled(
                 route=route, method=method, target=target, headers=headers,
@@ -216,8 +229,8 @@ class ShadowRunner:
             metrics.shadow[(route.name, "same")] += 1
             return
         metrics.shadow[(route.name, "diff")] += 1
-        monolith_pool = self.gateway.pools.get(MONOLITH)
-        redactor = self.gateway.redactor_for(route)
+        redactor = self.redactors(route)
+        shadow_header = SHADOW.lower()
         self.store.add(
             Diff(
                 id=self.store.next_id(),
@@ -226,11 +239,9 @@ class ShadowRunner:
                 method=method,
                 target=target,
                 headers=redactor.header_pairs(
-                    (k, v) for k, v in headers.items() if k.lower() != "x-strangler-shadow"
+                    (k, v) for k, v in headers.items() if k.lower() != shadow_header
                 ),
-                monolith_url=monolith_pool.instances[0].url
-                if monolith_pool and monolith_pool.instances
-                else "",
+                monolith_url=self.monolith_url(),
                 candidate_url=candidate_url,
                 monolith=_answer_dict(primary, redactor),
                 candidate=_answer_dict(candidate, redactor),
