@@ -28,8 +28,9 @@ from .headers import RequestIds
 from .interfaces import TableSource
 from .metrics import Metrics
 from .paths import PathRefused, path_for_routing
+from .request import Request
 from .routes import MONOLITH, Route, RouteTable
-from .server import HttpConnection, Request
+from .server import HttpConnection
 from .signing import IdentitySigner, signed_path
 from .upstreams import Instance, NoInstance
 

@@ -38,8 +38,9 @@ from .interfaces import Mirror, TableSource
 from .metrics import Metrics
 from .recording import Recorder
 from .redaction import Redactor
+from .request import Request
 from .routes import MONOLITH, SAFE_METHODS, Route, RouteTable
-from .server import HttpConnection, Request
+from .server import HttpConnection
 from .signing import IdentitySigner, signed_path
 from .upstreams import Instance, NoInstance, ServicePool, UpstreamPools
 

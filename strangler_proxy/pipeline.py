@@ -35,8 +35,9 @@ from .metrics import Metrics
 from .paths import path_for_routing
 from .ratelimit import retry_after
 from .recording import BodyCapture
+from .request import Request
 from .routes import MONOLITH
-from .server import HttpConnection, Request
+from .server import HttpConnection
 from .signing import IdentitySigner
 
 ADMIN_PREFIX = "/_strangler"

@@ -13,7 +13,7 @@ requests on a connection. It knows bytes, limits and order; nothing of routes.
   would read the path differently), get 400; each closes the connection once the answers before
   it have left.
 * Chunked trailers: each at most 16 KiB, at most 128 of them, and head and trailers together at
-  most 64 KiB (431); they are counted, then dropped (``_Trailers``): never a request header,
+  most 64 KiB (431); they are counted, then dropped (``Trailers``): never a request header,
   whatever their name. A request without a chunked body pays nothing for this.
 * Body: ``BodyStream`` holds at most 256 KiB before reading pauses; a reader waiting longer than
   the idle timeout for the next chunk gets ``BodyTimeout`` (slowloris). After an answer that left
@@ -34,18 +34,15 @@ from collections.abc import Awaitable
 from typing import Protocol
 
 import httptools
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from .errors import BodyTimeout, HeadRefused, error_head
 from .headers import IDENTITY_PREFIX_B, REQUEST_KINDS
+from .request import BodyStream, Request, Trailers
 
 log = logging.getLogger("strangler_proxy")
 MAX_LINE = 16 * 1024
 MAX_HEAD = 64 * 1024
-MAX_TRAILERS = 128  # trailer lines of a chunked request
 _HASH = ord("#")
-_BODY_HIGH = 256 * 1024
-_BODY_LOW = 64 * 1024
 _MAX_QUEUED = 32
 
 # The kind of each header name as clients spell it ("forward", "identity" or a REQUEST_KINDS
@@ -63,210 +60,6 @@ def _header_kind(name: bytes) -> str:
     if len(_HEADER_KINDS) < _HEADER_KINDS_MAX and len(name) <= 64:
         _HEADER_KINDS[name] = kind
     return kind
-
-
-class BodyStream:
-    """A request body arriving from the client, read chunk by chunk with back-pressure."""
-
-    __slots__ = (
-        "_conn", "buffered", "capture", "chunks", "done", "error", "paused", "timed_out", "waiter",
-    )  # fmt: skip
-
-    def __init__(self, conn: HttpConnection):
-        self._conn = conn
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.done = False
-        self.error: BaseException | None = None
-        self.waiter: asyncio.Future | None = None
-        self.paused = False
-        self.timed_out = False
-        self.capture = None  # a recording.BodyCapture when this exchange is recorded
-
-    def feed(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
-        self.buffered += len(chunk)
-        if self.buffered > _BODY_HIGH and not self.paused:
-            self.paused = True
-            self._conn.pause(1)
-        self._wake()
-
-    def finish(self) -> None:
-        self.done = True
-        self._wake()
-
-    def fail(self, exc: BaseException) -> None:
-        self.error = exc
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def read_chunk(self, idle: float) -> bytes:
-        """Return the next chunk, b"" at the end; raise BodyTimeout after `idle` s of silence."""
-        while True:
-            if self.chunks:
-                chunk = self.chunks.popleft()
-                self.buffered -= len(chunk)
-                if self.paused and self.buffered < _BODY_LOW:
-                    self.paused = False
-                    self._conn.resume(1)
-                if self.capture is not None:
-                    self.capture.add(chunk)
-                return chunk
-            if self.done:
-                return b""
-            if self.error is not None:
-                raise self.error
-            self.waiter = waiter = self._conn.loop.create_future()
-            try:
-                await asyncio.wait_for(waiter, idle)
-            except TimeoutError:
-                self.timed_out = True
-                raise BodyTimeout(f"no body bytes for {idle}s") from None
-            finally:
-                self.waiter = None
-
-    def discard(self) -> None:
-        """Drop what arrived and whatever still arrives (the answer has left without it)."""
-        self.chunks.clear()
-        self.buffered = 0
-        if self.paused:
-            self.paused = False
-            self._conn.resume(1)
-
-    async def chunks_iter(self, idle: float):
-        while True:
-            chunk = await self.read_chunk(idle)
-            if not chunk:
-                return
-            yield chunk
-
-
-class Request:
-    """One parsed client request: its head as bytes, classified, and its body stream."""
-
-    __slots__ = (
-        "_headers", "authorization", "body", "connection_tokens", "expect_continue", "forward",
-        "host", "keep_alive", "method", "path", "raw_target", "remote", "request_id",
-        "sampled", "target", "version", "xff",
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        self.forward: list[bytes] = []  # b"Name: value\r\n" of each header that goes upstream
-        self.host: bytes | None = None
-        self.authorization: bytes | None = None
-        self.xff: bytes | None = None
-        self.request_id: bytes | None = None
-        self.expect_continue = False
-        self.connection_tokens: list[bytes] | None = None
-        self.body: BodyStream | None = None
-        self._headers: CIMultiDictProxy | None = None
-        self.method = "GET"
-        self.target = ""
-        self.path = ""  # the target up to its query string, not decoded
-        self.raw_target = b""  # the request target as the client sent it
-        self.version = "1.1"
-        self.keep_alive = True
-        self.remote = ""
-        self.sampled: bool | None = None  # recorded? decided once, by the first path to look
-
-    # -- the parts of aiohttp's request the admin API, auth and aggregation read
-    @property
-    def headers(self) -> CIMultiDictProxy:
-        """The request's end-to-end headers and Host (hop-by-hop and identity ones set aside)."""
-        if self._headers is None:
-            out = CIMultiDict()
-            if self.host is not None:
-                out.add("Host", self.host.decode("latin-1"))
-            for line in self.forward:
-                name, _, value = line[:-2].decode("latin-1").partition(": ")
-                out.add(name, value)
-            if self.xff is not None:
-                out.add("X-Forwarded-For", self.xff.decode("latin-1"))
-            if self.request_id is not None:
-                out.add("X-Request-ID", self.request_id.decode("latin-1"))
-            self._headers = CIMultiDictProxy(out)
-        return self._headers
-
-    def get(self, name: str, default=None):
-        """Return one header (route matching reads the request's headers through this)."""
-        return self.headers.get(name, default)
-
-    @property
-    def query(self) -> MultiDictProxy:
-        from urllib.parse import parse_qsl
-
-        return MultiDictProxy(MultiDict(parse_qsl(self.target.partition("?")[2])))
-
-    @property
-    def scheme(self) -> str:
-        return "http"
-
-    async def read(self, limit: int = 10 * 1024 * 1024, idle: float = 10.0) -> bytes:
-        """Return the whole body (admin writes: small JSON)."""
-        if self.body is None:
-            return b""
-        parts, size = [], 0
-        async for chunk in self.body.chunks_iter(idle):
-            size += len(chunk)
-            if size > limit:
-                raise ValueError(f"body over {limit} bytes")
-            parts.append(chunk)
-        return b"".join(parts)
-
-    def forward_lines(self) -> list[bytes]:
-        """Return the header lines to forward, dropping headers the Connection header names."""
-        tokens = self.connection_tokens
-        if not tokens:
-            return self.forward
-        extra = set(tokens)
-        extra.discard(b"keep-alive")
-        extra.discard(b"close")
-        if not extra:
-            return self.forward
-        return [line for line in self.forward if line.split(b":", 1)[0].lower() not in extra]
-
-
-class _Trailers:
-    """Where a chunked request's trailers go: counted against the limits, then dropped.
-
-    From a request's first chunk on, the parser's header callbacks write into this instead of the
-    request (``on_header`` is the same code for both), so nothing a trailer says reaches the
-    request: not a header, not its host, token or body. Only ``body`` is the request's own.
-    """
-
-    __slots__ = ("body", "lines", "req")
-
-    def __init__(self, req: Request):
-        object.__setattr__(self, "req", req)
-        object.__setattr__(self, "body", req.body)
-        object.__setattr__(self, "lines", 0)
-
-    @property
-    def forward(self) -> _Trailers:
-        return self  # on_header appends a forwarded trailer line here: counted, dropped
-
-    def append(self, _line: bytes) -> None:
-        self._count()
-
-    def __getattr__(self, _name: str) -> None:
-        return None  # e.g. connection_tokens: a trailer starts from nothing
-
-    def __setattr__(self, _name: str, _value) -> None:
-        self._count()  # host, authorization, xff...: dropped
-
-    def _count(self) -> None:
-        lines = self.lines + 1
-        if lines > MAX_TRAILERS:
-            raise HeadRefused(
-                status=431,
-                code="header_too_large",
-                detail=f"The request has over {MAX_TRAILERS} trailer lines.",
-            )
-        object.__setattr__(self, "lines", lines)
 
 
 class RequestHandler(Protocol):
@@ -490,9 +283,9 @@ class HttpConnection(asyncio.Protocol):
     def on_chunk_header(self) -> None:
         self.trailing = True  # until data comes: the last chunk has none, only trailers
         current = self.current
-        if type(current) is not _Trailers:
+        if type(current) is not Trailers:
             # From the first chunk on, header callbacks can only be trailers: they go to a sink.
-            self.current = _Trailers(current)
+            self.current = Trailers(current)
             self.trailer_bytes = 0
 
     def on_chunk_complete(self) -> None:
