@@ -22,10 +22,10 @@ import time
 from .accesslog import AccessLog
 from .auth import EdgeAuth
 from .errors import UpstreamFailed
-from .fastclient import FAST_METHODS, FastPool, FastResponse
-from .forwarding import SMALL_BODY, Forwarder, proxy_lines, status_line, upstream_line
+from .fastclient import FAST_METHODS, FastPool, FastResponse, LinesHeaders
+from .forwarding import SMALL_BODY, Forward, Forwarder, proxy_lines, status_line, upstream_line
 from .headers import RequestIds
-from .interfaces import TableSource
+from .interfaces import Mirror, TableSource
 from .metrics import Metrics
 from .paths import PathRefused, path_for_routing
 from .request import Request
@@ -41,12 +41,12 @@ class FastPath:
     def __init__(
         self, *, tables: TableSource, auth: EdgeAuth, forwarder: Forwarder, pool: FastPool,
         signer: IdentitySigner, log: AccessLog, metrics: Metrics, request_ids: RequestIds,
-        aggregate_path: str,
+        aggregate_path: str, mirror: Mirror,
     ):  # fmt: skip
         self.tables, self.auth, self.forwarder, self.pool = tables, auth, forwarder, pool
         self.pools = forwarder.pools
         self.signer, self.log, self.metrics, self.request_ids = signer, log, metrics, request_ids
-        self.aggregate_path = aggregate_path
+        self.aggregate_path, self.mirror = aggregate_path, mirror
         self.exchanges: set[_Exchange] = set()
         self.served = 0  # requests the fast path took (tests and the benchmark read it)
         # The routing decisions for the table in force (see _fast_decide).
@@ -126,13 +126,14 @@ class FastPath:
         # The bytes of _forward's block, joined in one go without a Forward (the general path
         # builds one from the request if it takes over).
         preserve = req.host is not None and table.services[target].preserve_host
+        ours = proxy_lines(req, conn.remote_b, preserve, rid_b)
+        vouch = (
+            b"" if identity is None
+            else self.signer.line(identity, target, method, signed_path(raw_path))
+        )  # fmt: skip
         head = b"".join(
             (method.encode(), b" ", req.raw_target, b" HTTP/1.1\r\n",
-             b"" if preserve else instance.host_line, *req.forward_lines(),
-             proxy_lines(req, conn.remote_b, preserve, rid_b),
-             b"" if identity is None else
-             self.signer.line(identity, target, method, signed_path(raw_path)),
-             b"\r\n")
+             b"" if preserve else instance.host_line, *req.forward_lines(), ours, vouch, b"\r\n")
         )  # fmt: skip
         instance.outstanding += 1
         self.forwarder.budget.deposit()
@@ -140,6 +141,7 @@ class FastPath:
         exchange = _Exchange(
             self, conn, req, route, target, table, identity, rid, rid_b, started, instance, up
         )
+        exchange.tail = (ours, vouch, preserve)
         conn.exchange = exchange
         up.listener = exchange
         self.exchanges.add(exchange)
@@ -162,11 +164,7 @@ class FastPath:
             found = None if path is None else table.match(method, path, req)
             if found is not None:
                 route = found[0]
-                if (
-                    route.rate_limit is None
-                    and route.mode != "shadow"
-                    and path != self.aggregate_path
-                ):
+                if route.rate_limit is None and path != self.aggregate_path:
                     decided = route
         if not table.matches_headers and len(raw_path) <= 256:
             cache = self._decided
@@ -181,7 +179,7 @@ class _Exchange:
 
     __slots__ = (
         "conn", "fast", "identity", "instance", "req", "rid", "rid_b", "route", "started",
-        "table", "target", "up",
+        "table", "tail", "target", "up",
     )  # fmt: skip
 
     def __init__(
@@ -193,6 +191,7 @@ class _Exchange:
         self.target, self.table, self.identity = target, table, identity
         self.rid, self.rid_b, self.started = rid, rid_b, started
         self.instance, self.up = instance, up
+        self.tail: tuple[bytes, bytes, bool] = (b"", b"", False)  # what the proxy added
 
     # -- the upstream connection's listener (fastclient._Connection.listener)
     def upstream_head(self) -> None:
@@ -293,5 +292,22 @@ class _Exchange:
                             None, "client_gone")  # fmt: skip
             return
         conn.transport.write(answer)
-        fast.log.finish(req, status, self.rid, self.route, self.target, self.started)
+        shadow = None
+        if self.route.mode == "shadow" and status < 500:
+            shadow = self._mirror(status, up.lines, body)
+        fast.log.finish(req, status, self.rid, self.route, self.target, self.started, None, shadow)
         conn.exchange_done(req)
+
+    def _mirror(self, status: int, lines: list[bytes], body: bytes) -> str:
+        """Hand the answer the client just got to the shadow mirror; return its outcome."""
+        req, route = self.req, self.route
+        ours, vouch, preserve = self.tail
+        identity = self.identity
+        headers = Forward(
+            req.forward_lines(), [ours, vouch], preserve, self.fast.signer, identity, req.method,
+            None if identity is None else signed_path(req.path),
+        )  # fmt: skip
+        return self.fast.mirror.submit(
+            route=route, method=req.method, target=req.target, headers=headers,
+            primary=(status, LinesHeaders(lines), body),
+        )  # fmt: skip

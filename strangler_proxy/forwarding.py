@@ -272,11 +272,8 @@ class Forwarder:
 
     def judge(self, instance: Instance, service: str, route: Route, status: int) -> None:
         """Feed an answer's status to the instance's breaker and the error metrics."""
-        if status >= 500:
-            instance.breaker.record(False, time.monotonic())
+        if instance.judge(status):
             self.metrics.errors[(route.name, service, "5xx")] += 1
-        elif instance.breaker.state != "closed" or instance.breaker.failures:
-            instance.breaker.record(True, time.monotonic())
 
     async def proxy_handed_over(
         self, conn: HttpConnection, req: Request, route: Route, target: str, headers: Forward,

@@ -106,13 +106,14 @@ class Gateway:
         self.shadow = ShadowRunner(
             upstreams=self.forwarder, metrics=self.metrics, redactors=self.redactor_for,
             monolith_url=self._monolith_instance, concurrency=config.shadow_concurrency,
+            pools=self.pools, fast=self.fast, body_limit=config.shadow_body_limit,
         )  # fmt: skip
         self.forwarder.mirror = self.shadow
         request_ids = RequestIds()
         self.fast_path = FastPath(
             tables=self.store, auth=self.auth, forwarder=self.forwarder, pool=self.fast,
             signer=signer, log=self.log, metrics=self.metrics, request_ids=request_ids,
-            aggregate_path=config.aggregate_path,
+            aggregate_path=config.aggregate_path, mirror=self.shadow,
         )  # fmt: skip
         self.shared_metrics = shared_metrics_from_config(config)
         tokens = AdminTokens(
@@ -233,11 +234,12 @@ class Gateway:
                 await task
 
     async def _upkeep(self) -> None:
-        """Every 50 ms: time out late fast-path exchanges, write the access log."""
+        """Every 50 ms: time out late fast-path exchanges and mirrors, write the access log."""
         while True:
             await asyncio.sleep(UPKEEP_SECONDS)
             self.log.flush()
             self.fast_path.expire()
+            self.shadow.expire()
 
     def _publish_own_metrics(self) -> None:
         self.shared_metrics.publish_safely(

@@ -77,6 +77,16 @@ class Instance:
     def from_url(cls, url: str, *, static: bool = True) -> Instance:
         return cls(url=url, host=url.split("://", 1)[1].rstrip("/"), static=static)
 
+    def judge(self, status: int) -> bool:
+        """Feed an answer's status to the breaker; return whether it was a failure (5xx)."""
+        breaker = self.breaker
+        if status >= 500:
+            breaker.record(False, time.monotonic())
+            return True
+        if breaker.state != CLOSED or breaker.failures:
+            breaker.record(True, time.monotonic())
+        return False
+
     def as_dict(self) -> dict:
         return {
             "url": self.url,
