@@ -38,16 +38,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("anonymous", "authenticated", "shadow")
 CONNECTIONS = 8
-TOKEN = "bench-token-0123456789abcdef0123456789"
+TOKEN = "bench-token-0123456789abcdef0123456789"  # noqa: S105 (made up: in-process only)
 ANSWER = (
     b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 28 Nov 2026 10:00:00 GMT\r\n"
     b"Content-Type: application/octet-stream\r\nContent-Length: 2\r\n"
     b"Connection: keep-alive\r\n\r\nok"
 )
 ME = b'{"id": 42, "email": "bench@example.com", "is_staff": false}'
-ME_ANSWER = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
-    % (len(ME), ME)
+ME_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b" % (
+    len(ME),
+    ME,
 )
 
 
@@ -118,8 +118,8 @@ async def _run(scenario: str, requests: int) -> None:
         f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}" for server in upstreams
     )
     config = ProxyConfig(
-        monolith_url=monolith, admin_token="bench-admin-token-0123456789",
-        identity_secret="bench-identity-secret-0123456789-abcdef",
+        monolith_url=monolith, admin_token="bench-admin-token-0123456789",  # noqa: S106
+        identity_secret="bench-identity-secret-0123456789-abcdef",  # noqa: S106
     )  # fmt: skip
     table = table_from_dict(_table(scenario, monolith, candidate), monolith_url=monolith)
     gateway = Gateway(config=config, table=table)
@@ -136,7 +136,7 @@ async def _run(scenario: str, requests: int) -> None:
         clients = []
         for future in futures:
             _, client = await loop.create_connection(
-                lambda f=future: _Client(request, shared, f), "127.0.0.1", port
+                lambda f=future, b=shared: _Client(request, b, f), "127.0.0.1", port
             )
             clients.append(client)
         await asyncio.gather(*futures)

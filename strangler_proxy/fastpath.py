@@ -20,7 +20,7 @@ import random
 import time
 
 from .accesslog import AccessLog
-from .auth import EdgeAuth
+from .auth import EdgeAuth, token_key
 from .errors import UpstreamFailed
 from .fastclient import FAST_METHODS, FastPool, FastResponse, LinesHeaders
 from .forwarding import SMALL_BODY, Forward, Forwarder, proxy_lines, status_line, upstream_line
@@ -47,6 +47,7 @@ class FastPath:
         self.pools = forwarder.pools
         self.signer, self.log, self.metrics, self.request_ids = signer, log, metrics, request_ids
         self.aggregate_path, self.mirror = aggregate_path, mirror
+        self._deposit = forwarder.budget.deposit
         self.exchanges: set[_Exchange] = set()
         self.served = 0  # requests the fast path took (tests and the benchmark read it)
         # The routing decisions for the table in force (see _fast_decide).
@@ -76,8 +77,17 @@ class FastPath:
         if method not in FAST_METHODS:
             return False
         identity = None
-        if req.authorization is not None:
-            known, identity = self.auth.peek(req.authorization.decode("latin-1"))
+        authorization = req.authorization
+        if authorization is not None:
+            # A keep-alive connection sends the same token again and again: its cache key is
+            # kept with the connection (and goes with it), not hashed per request.
+            memo = conn.memo
+            if memo is not None and memo[0] == authorization:
+                key = memo[1]
+            else:
+                key = token_key(authorization.decode("latin-1"))
+                conn.memo = (authorization, key)
+            known, identity = self.auth.peek_key(key)
             if not known:
                 return False  # a token not yet vouched for: the general path asks the monolith
         table = self.tables.table
@@ -136,7 +146,7 @@ class FastPath:
              b"" if preserve else instance.host_line, *req.forward_lines(), ours, vouch, b"\r\n")
         )  # fmt: skip
         instance.outstanding += 1
-        self.forwarder.budget.deposit()
+        self._deposit()  # the retry budget
         self.served += 1
         exchange = _Exchange(
             self, conn, req, route, target, table, identity, rid, rid_b, started, instance, up

@@ -85,6 +85,7 @@ class HttpConnection(asyncio.Protocol):
         self.current: Request | None = None  # being parsed
         self.runner: asyncio.Task | None = None
         self.exchange = None  # a request on the handler's fast path (no task), if any
+        self.memo = None  # what the handler keeps per connection (the pipeline: a token's key)
         self.remote = ""
         self.remote_b = b""  # the client's address as bytes, for X-Forwarded-For
         self.closed = False

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from service_kit.identity import HEADER, Identity, IdentityKeys, identity_sign
+from service_kit.identity import HEADER, Identity, IdentityKeys
+from service_kit.identity import IdentitySigner as _KeySigner
 
-_NAME = HEADER.encode()
+_PREFIX = HEADER.encode() + b": "
 
 
 def signed_path(raw_path: str) -> str:
@@ -26,19 +27,17 @@ class IdentitySigner:
     """Sign identities with this process's keys (the first key signs)."""
 
     def __init__(self, keys: IdentityKeys | None, *, ttl: int):
-        self.keys, self.ttl = keys, ttl
+        self._signer = None if keys is None else _KeySigner(keys, ttl=ttl)
 
     def sign(self, identity: Identity, audience: str, method: str, path: str) -> str | None:
         """Return the identity header value for one request to `audience` (None: no keys)."""
-        if self.keys is None:
+        if self._signer is None:
             return None
-        return identity_sign(
-            identity=identity, keys=self.keys, audience=audience, method=method, path=path,
-            ttl=self.ttl,
-        )  # fmt: skip
+        return self._signer.sign(identity, audience, method, path)
 
     def line(self, identity: Identity | None, audience: str, method: str, path: str) -> bytes:
         """Return the header line vouching for `identity`, or b"" (no one to vouch for, no key)."""
-        if identity is None or self.keys is None:
+        signer = self._signer
+        if identity is None or signer is None:
             return b""
-        return b"%s: %s\r\n" % (_NAME, self.sign(identity, audience, method, path).encode())
+        return _PREFIX + signer.sign(identity, audience, method, path).encode() + b"\r\n"
