@@ -1,6 +1,5 @@
 """The admin API's data sources as a dashboard reads them: split, upstreams, shadow, diffs."""
 
-# ruff: noqa: SIM117  (upstreams, then the gateway that needs their URLs: clearer nested)
 from __future__ import annotations
 
 import json
