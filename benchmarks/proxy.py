@@ -1,17 +1,31 @@
 """Benchmark the proxy with wrk: on a trivial upstream, and in front of the real monolith.
 
     python benchmarks/proxy.py [--duration 3] [--rounds 5] [--connections 50] [--no-monolith]
+                               [--before DIR]
 
-1. A trivial upstream (nginx answering ``200 ok`` from one worker; a tiny asyncio server when
-   nginx is missing), measured directly, through nginx as a reverse proxy (one worker, keep-alive
-   upstream: the baseline a user would pick instead) and through ``strangler proxy`` (one process
-   in ``monolith`` mode on uvloop as by default, and on the stock asyncio loop; ``shadow`` mode,
-   every GET also mirrored to a second upstream and compared; ``--workers 2``). Like for like:
-   nginx once with what ours does per request (a JSON access-log line to a buffered file, an
+Every request is ``GET /api/ping/`` (2 bytes back); ``PATHS`` below says which path of the proxy
+each target exercises, and the run prints it. Every answer that is not 2xx and every socket error
+is an error: each run's count is printed, and the RESULT line's ``errors`` sums them (each
+target is asked once before the runs, so a 3xx, which wrk counts as a success, stops it).
+
+1. A trivial upstream (nginx answering ``200 ok`` from one worker, and the benchmark's token's
+   user at ``/api/users/me/``; a tiny asyncio server when nginx is missing), measured directly,
+   through nginx as a reverse proxy (one worker, keep-alive upstream: the baseline a user would
+   pick instead) and through ``strangler proxy``: one process in ``monolith`` mode on uvloop as
+   by default, anonymous (``vs_nginx``) and with a Bearer token (``auth_vs_nginx``: the token
+   checked at the edge, cached after its first lookup, and an identity signed for the monolith
+   forwarded on every request); on the stock asyncio loop; ``shadow`` mode, every GET also
+   mirrored to a second upstream and compared (``shadow_vs_monolith``); ``--workers 2``. Like for
+   like: nginx with what ours does per request (a JSON access-log line to a buffered file, an
    ``X-Request-ID`` sent upstream and returned; nginx logs by default) against ours as it runs by
-   default, logging to a file (``vs_nginx``), and once with no log against ours with
+   default, logging to a file, and nginx without a log against ours with
    ``STRANGLER_ACCESS_LOG=0`` (``unlogged_vs_nginx``). Each proxy measured runs alone on half
    the CPUs (one, here), wrk and the upstreams on the other half; ``--workers 2`` on every CPU.
+   The CPU each proxy spends per request (user and system, from /proc) is printed and in the
+   RESULT line (``cpu_us_<target>``): when the proxy's CPU is the limit, the throughput ratio is
+   the inverse of the CPU ratio. ``--before DIR`` also measures the proxy of another checkout
+   (its root, e.g. ``git worktree``/``git archive`` of an older commit) in the same rounds:
+   ``<mode>_vs_before`` for monolith, authenticated and shadow.
 2. The real monolith (``gunicorn monolith.wsgi`` as docs/running.md runs it, on a throwaway
    PostgreSQL database that is dropped afterwards): ``GET /healthz`` and an authenticated
    ``GET /api/users/me/``, directly and through the proxy. Throughput with ``wrk -c8`` (the
@@ -21,13 +35,15 @@
    throughput when it has CPU of its own, as a gateway in front of a service has), and with every
    process on every CPU (``<endpoint>_shared_vs_direct``: on this one small host the proxy's CPU
    is taken from the monolith's, reported as CPU per request beside it). Latency with ``wrk -c1``
-   (the p50 the proxy adds).
+   (the p50 the proxy adds). ``<endpoint>_errors`` counts that part's errors.
 
 The machine is shared and noisy, so each target is measured in ``--rounds`` interleaved rounds
-(every target once per round) and the figures are medians; ratios are medians of the per-round
-ratios, each taken between runs seconds apart. Ends with one line, ``RESULT proxy rps=...
-p50_ms=... p99_ms=... vs_nginx=... vs_direct=...`` (the proxy in monolith mode) followed by the
-other figures. Everything binds to 127.0.0.1 and stops by itself.
+(every target once per round) and the figures are medians, printed with their spread over the
+rounds (min-max); ratios are medians of the per-round ratios, each taken between runs seconds
+apart. Ends with one line, ``RESULT proxy rps=... p50_ms=... p99_ms=... vs_nginx=...
+auth_vs_nginx=... shadow_vs_monolith=...`` (``rps`` and the latencies: the proxy in monolith
+mode, anonymous) followed by the other figures. Everything binds to 127.0.0.1 and stops by
+itself; each proxy's secrets are made in a temporary var dir.
 """
 
 from __future__ import annotations
@@ -234,15 +250,21 @@ def wrk(
 
 def cpu_seconds(pids: list[int]) -> float:
     """Return the CPU time (user + system) the processes `pids` and their children used so far."""
-    total = 0
+    return sum(cpu_split(pids))
+
+
+def cpu_split(pids: list[int]) -> tuple[float, float]:
+    """Return the (user, system) CPU seconds the processes `pids` and their children used."""
+    user = system = 0
     for pid in pids:
         for member in family(pid):
             try:
                 fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            user, system = user + int(fields[11]), system + int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
 
 
 def family(pid: int) -> list[int]:
@@ -304,12 +326,14 @@ def interleaved(
         for name, (url, sent) in plan.items():
             if arrange:
                 arrange()
-            before = {group: cpu_seconds(pids) for group, pids in (cpu or {}).items()}
+            before = {group: cpu_split(pids) for group, pids in (cpu or {}).items()}
             result = wrk(url, duration=duration, headers=sent, **load)
             result["errors"] = result["non2xx"] + result["socket_errors"]
             for group, pids in (cpu or {}).items():
-                spent = cpu_seconds(pids) - before[group]
-                result[f"cpu_us_{group}"] = spent * 1e6 / max(result["rps"] * duration, 1)
+                user, system = (a - b for a, b in zip(cpu_split(pids), before[group], strict=True))
+                served = max(result["rps"] * duration, 1)
+                result[f"cpu_us_{group}"] = (user + system) * 1e6 / served
+                result[f"cpu_user_us_{group}"] = user * 1e6 / served
             runs[name].append(result)
             print(
                 f"  round {turn + 1} {name:<18} {result['rps']:>8.0f} req/s   "
@@ -427,12 +451,14 @@ def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[
             f"{sorted(edge)} (but --workers 2, on every CPU)"
         )
     targets: dict[str, int] = {"direct": upstream_port}
+    pids: dict[str, list[int]] = {}  # the processes whose CPU per request is measured
     if NGINX:
         for name, logged in (("nginx", False), ("nginx logged", True)):
             port = free_port()
             conf = nginx_conf(workdir, port, upstream_port, logged=logged)
             procs.append(start([NGINX, "-c", str(conf)], port, cpus=edge))
             targets[name] = port
+            pids[name] = [procs[-1].pid]
     else:
         print("nginx is not installed (apt-get install -y nginx): skipping the nginx baseline")
     routes = workdir / "shadow.toml"
@@ -455,6 +481,7 @@ def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[
     headers_of = {"direct": (), "nginx": (), "nginx logged": (), "nginx logged auth": AUTH}
     if NGINX:
         targets["nginx logged auth"] = targets["nginx logged"]
+        pids["nginx logged auth"] = pids["nginx logged"]
     for label, root in roots.items():
         for name, extra, extra_env, headers in modes:
             if label and name not in BEFORE_MODES:
@@ -468,6 +495,7 @@ def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[
             env = proxy_env(monolith, var_dir=var_dir, root=root, **extra_env)
             procs.append(start(cmd, port, env, log=log, cpus=cpus))
             targets[label + name] = port
+            pids[label + name] = [procs[-1].pid]
             headers_of[label + name] = headers
     urls = {
         name: (f"http://127.0.0.1:{port}/api/ping/", headers_of[name])
@@ -477,9 +505,18 @@ def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[
     print("  paths: " + "; ".join(f"{name}: {PATHS[name]}" for name in PATHS if name in urls))
     runs = interleaved(
         urls, rounds=args.rounds, duration=args.duration, connections=args.connections,
-        wrk_cpus=load,
+        wrk_cpus=load, cpu=pids,
     )  # fmt: skip
     summary(runs)
+    print("  CPU per request of each proxy (user + system, us), while it was the one measured:")
+    cpu_fields = {}
+    for name in pids:
+        total = median(runs[name], f"cpu_us_{name}")
+        user = median(runs[name], f"cpu_user_us_{name}")
+        print(f"    {name:<24} {total:6.1f} us ({user:.1f} user + {total - user:.1f} system)")
+        key = name.replace(" ", "_")
+        cpu_fields[f"cpu_us_{key}"] = f"{total:.1f}"
+        cpu_fields[f"cpu_user_us_{key}"] = f"{user:.1f}"
     ours = runs["monolith"]
     has_nginx = "nginx" in runs
     fields = {
@@ -510,6 +547,7 @@ def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[
     for name in BEFORE_MODES if args.before else ():
         fields[f"{name}_vs_before"] = f"{ratio(runs, name, 'before ' + name):.3f}"
     fields["errors"] = str(sum(int(r["errors"]) for results in runs.values() for r in results))
+    fields |= cpu_fields
     print(f"shadow mode keeps {ratio(runs, 'shadow', 'monolith'):.0%} of monolith-mode throughput")
     return fields
 
