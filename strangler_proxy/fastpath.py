@@ -151,7 +151,8 @@ class FastPath:
         exchange = _Exchange(
             self, conn, req, route, target, table, identity, rid, rid_b, started, instance, up
         )
-        exchange.tail = (ours, vouch, preserve)
+        if route.mode == "shadow":
+            exchange.tail = (ours, vouch, preserve)  # the mirror's headers are made of them
         conn.exchange = exchange
         up.listener = exchange
         self.exchanges.add(exchange)
@@ -201,7 +202,6 @@ class _Exchange:
         self.target, self.table, self.identity = target, table, identity
         self.rid, self.rid_b, self.started = rid, rid_b, started
         self.instance, self.up = instance, up
-        self.tail: tuple[bytes, bytes, bool] = (b"", b"", False)  # what the proxy added
 
     # -- the upstream connection's listener (fastclient._Connection.listener)
     def upstream_head(self) -> None:
