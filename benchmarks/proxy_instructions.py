@@ -14,6 +14,8 @@ the upstreams' share is in the figure too, and is the same for every version of 
 
 Scenarios (which path each exercises):
 
+* ``direct``: the client talks to the upstream itself, no proxy: what the harness costs, to
+  subtract from the others for the proxy's own share.
 * ``anonymous``: ``GET /api/ping/`` without a token, a route in ``monolith`` mode: the fast path.
 * ``authenticated``: the same with ``Authorization: Bearer <token>``, the token already in the
   auth cache (the upstream answered ``/api/users/me/`` once): checked at the edge, and an
@@ -36,7 +38,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("anonymous", "authenticated", "shadow")
+SCENARIOS = ("direct", "anonymous", "authenticated", "shadow")
 CONNECTIONS = 8
 TOKEN = "bench-token-0123456789abcdef0123456789"  # noqa: S105 (made up: in-process only)
 ANSWER = (
@@ -124,6 +126,8 @@ async def _run(scenario: str, requests: int) -> None:
     table = table_from_dict(_table(scenario, monolith, candidate), monolith_url=monolith)
     gateway = Gateway(config=config, table=table)
     port = await gateway.start(host="127.0.0.1", port=0)
+    if scenario == "direct":
+        port = upstreams[0].sockets[0].getsockname()[1]
     auth = f"Authorization: Bearer {TOKEN}\r\n" if scenario == "authenticated" else ""
     request = (
         f"GET /api/ping/?page=2 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: bench\r\n"

@@ -27,11 +27,6 @@ class Answer:
     content_type: str = JSON
     headers: list[tuple[str, str]] = field(default_factory=list)
 
-    def header(self, name: str) -> str | None:
-        """Return the value of header `name` (case-insensitive), or None."""
-        lower = name.lower()
-        return next((v for k, v in self.headers if k.lower() == lower), None)
-
 
 def json_answer(data: Any, status: int = 200, *, upstream: str = "proxy") -> Answer:
     """Return `data` as an indented JSON answer."""

@@ -129,11 +129,3 @@ def error_head(
         lines.append("Connection: close\r\n")
     lines.append("\r\n")
     return "".join(lines).encode("latin-1") + body
-
-
-def refused_head(refused: Refused, request_id: str = "", *, close: bool = False) -> bytes:
-    """Return the answer to a request the proxy refused with `refused`."""
-    return error_head(
-        refused.status, refused.code, refused.detail, request_id, close=close,
-        headers=refused.headers, fields=refused.fields,
-    )  # fmt: skip

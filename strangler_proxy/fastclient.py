@@ -93,8 +93,8 @@ class _Connection(asyncio.Protocol):
         # One parser for the connection's life: only connections whose answers ended cleanly are
         # reused, so the parser is at a message boundary whenever a request is sent.
         self.parser = httptools.HttpResponseParser(self)
-        # Told of the answer's head, end or failure instead of a waiter (the gateway's fast path):
-        # an object with upstream_head(), upstream_done() and upstream_failed().
+        # Told of the answer's head, end or failure instead of a waiter (the fast path's
+        # exchanges, shadow mirrors): upstream_head(), upstream_done(), upstream_failed().
         self.listener = None
         self.idle = False  # in the pool: any byte arriving now is garbage, and ends it
         # Body state: empty whenever a request starts (a pooled connection was emptied when it
@@ -237,7 +237,7 @@ class _Connection(asyncio.Protocol):
 
 
 class FastResponse:
-    """An upstream answer with the parts of aiohttp's ClientResponse the gateway uses."""
+    """An upstream answer with the parts of aiohttp's ClientResponse the general path uses."""
 
     def __init__(self, pool: FastPool, key: str, conn: _Connection, read_timeout: float):
         self._pool, self._key, self._conn, self._timeout = pool, key, conn, read_timeout
@@ -249,7 +249,7 @@ class FastResponse:
         if conn.connection is not None:
             raw.append((b"Connection", conn.connection))
         self.raw_headers = tuple(raw)
-        self.content = self  # the gateway reads `resp.content.read()` / `.iter_any()`
+        self.content = self  # forwarding.py reads `resp.content.read()` / `.iter_any()`
         self._headers: CIMultiDictProxy | None = None
         self._released = False
 

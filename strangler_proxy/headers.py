@@ -9,7 +9,7 @@
   receives its own address as ``Host``, unless the service has ``preserve_host = true``.
 * ``Expect`` is answered by the proxy itself (100 Continue), never forwarded.
 * Set by the proxy on answers: ``X-Strangler-Upstream``, ``X-Request-ID`` (passed through when
-  ``request_id_valid``, else made up), ``X-Strangler-Fallback``; an upstream's own are dropped.
+  valid, else made up: ``RequestIds``), ``X-Strangler-Fallback``; an upstream's own are dropped.
 
 The sets are applied where the bytes are parsed, so the hot path copies nothing twice: request
 headers by the front server (``REQUEST_KINDS``), answers by the upstream client and the relay
@@ -66,13 +66,9 @@ RECORD_RESPONSE_SKIPPED = HOP_BY_HOP | PROXY_SET | {"content-length", "date"}
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def request_id_valid(value: str) -> bool:
-    """Return whether a client's ``X-Request-ID`` is passed through (1-128 of [A-Za-z0-9._:-])."""
-    return _REQUEST_ID_OK.match(value) is not None
-
-
 class RequestIds:
-    """Each request's ``X-Request-ID``: the client's when valid, else a new one.
+    """Each request's ``X-Request-ID``: the client's when valid (1-128 characters of
+    ``[A-Za-z0-9._:-]``), else a new one.
 
     New ids are a per-process random prefix and a counter (32 hex digits): unique without a
     system call per request.

@@ -162,10 +162,6 @@ class Request:
     def query(self) -> MultiDictProxy:
         return MultiDictProxy(MultiDict(parse_qsl(self.target.partition("?")[2])))
 
-    @property
-    def scheme(self) -> str:
-        return "http"
-
     async def read(self, limit: int = 10 * 1024 * 1024, idle: float = 10.0) -> bytes:
         """Return the whole body (admin writes: small JSON)."""
         if self.body is None:

@@ -1,9 +1,10 @@
 """The route table: an immutable, validated model of which half serves which endpoint.
 
 A table is built whole from a mapping (read from a TOML or YAML file, or sent to the admin API)
-and never changed in place: a change builds a new table and the gateway swaps one reference, so a
-request in flight keeps the table it started with. Validation collects every problem and names
-the route (or service) and what is wrong; one problem refuses the whole table.
+and never changed in place: a change builds a new table and the store (tables.py) swaps one
+reference, so a request in flight keeps the table it started with. Validation (route_checks.py)
+collects every problem and names the route (or service) and what is wrong; one problem refuses
+the whole table.
 
 Matching, most specific first (file order breaks ties):
 
@@ -213,7 +214,7 @@ class RouteTable:
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
     version: int = 1
     # Whether any route matches on headers: then a routing decision depends on more than the
-    # method and path (the gateway's fast path remembers decisions only when it does not).
+    # method and path (the fast path remembers decisions only when it does not).
     matches_headers: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
