@@ -162,12 +162,8 @@ class Forwarder:
         body_idle_timeout: float, capture_limit: int,
     ):  # fmt: skip
         self.pools, self.fast, self.metrics, self.log = pools, fast, metrics, log
-        self.signer, self.mirror, self.recorder, self.redactors = (
-            signer,
-            mirror,
-            recorder,
-            redactors,
-        )
+        self.signer, self.mirror, self.recorder = signer, mirror, recorder
+        self.redactors = redactors  # a route's deny-list, for recordings
         self.events, self.tables = events, tables
         self.body_idle_timeout, self.capture_limit = body_idle_timeout, capture_limit
         self.budget = RetryBudget()
@@ -187,6 +183,7 @@ class Forwarder:
         self, conn: HttpConnection, req: Request, status: int, code: str, detail: str, rid: str,
         route: Route | None, started: float, extra: list | None = None,
     ) -> None:  # fmt: skip
+        """Answer `req` with the proxy's own JSON error (errors.py), and count and log it."""
         if status == 408:
             req.keep_alive = False  # the rest of the body may still trickle in: do not wait for it
         conn.write(

@@ -216,6 +216,7 @@ class Gateway:
         self.log.flush()
         self.server.stop_listening()
         await self.shadow.drain(timeout=1.0)
+        self.shadow.abandon()
         if self.shared_metrics is not None:
             self._publish_own_metrics()  # the last figures, shadow comparisons included
         self.server.close_connections()

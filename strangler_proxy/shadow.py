@@ -93,6 +93,11 @@ class ShadowRunner:
             if now - asked.sent.started > asked.mirror.route.timeout:
                 asked.sent.fail(TimeoutError("the mirror's answer came too late"))
 
+    def abandon(self) -> None:
+        """Give up on every mirror still waiting for an answer on callbacks (closing)."""
+        for asked in list(self._asked):
+            asked.sent.fail(ConnectionAbortedError("the proxy is closing"))
+
     def _spawn(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)

@@ -122,3 +122,30 @@ async def test_a_mirror_the_candidate_does_not_answer_in_time_is_an_error_not_a_
     assert on_callbacks == 2  # the second and the stalled third (the first opened connections)
     assert figures[("orders", "same")] == 2 and figures[("orders", "error")] == 1
     assert in_flight == 0
+
+
+@aio
+async def test_closing_gives_up_on_mirrors_still_waiting_for_the_candidate():
+    import asyncio
+
+    async def monolith(request):
+        return web.json_response({})
+
+    async def stalls(request):
+        if request.query.get("slow"):
+            await asyncio.sleep(2)
+        return web.json_response({})
+
+    async with upstream(monolith, name="mono") as mono, upstream(stalls, name="cand") as cand:
+        async with aiohttp.ClientSession() as client:
+            async with gateway(_table(cand.url), monolith=mono.url) as (gw, base):
+                for query in ("", "", "?slow=1"):
+                    async with client.get(base + "/api/orders/" + query) as resp:
+                        assert resp.status == 200
+                    if not query:
+                        await gw.shadow.drain()
+                assert gw.shadow.in_flight == 1  # the slow mirror, on callbacks
+            # Closed: the mirror was given up after the 1 s drain, counted as an error.
+            assert gw.shadow.in_flight == 0
+            assert gw.metrics.shadow[("orders", "error")] == 1
+            assert gw.shadow.on_callbacks == 2
