@@ -1,17 +1,31 @@
 """Benchmark the proxy with wrk: on a trivial upstream, and in front of the real monolith.
 
     python benchmarks/proxy.py [--duration 3] [--rounds 5] [--connections 50] [--no-monolith]
+                               [--before DIR]
 
-1. A trivial upstream (nginx answering ``200 ok`` from one worker; a tiny asyncio server when
-   nginx is missing), measured directly, through nginx as a reverse proxy (one worker, keep-alive
-   upstream: the baseline a user would pick instead) and through ``strangler proxy`` (one process
-   in ``monolith`` mode on uvloop as by default, and on the stock asyncio loop; ``shadow`` mode,
-   every GET also mirrored to a second upstream and compared; ``--workers 2``). Like for like:
-   nginx once with what ours does per request (a JSON access-log line to a buffered file, an
+Every request is ``GET /api/ping/`` (2 bytes back); ``PATHS`` below says which path of the proxy
+each target exercises, and the run prints it. Every answer that is not 2xx and every socket error
+is an error: each run's count is printed, and the RESULT line's ``errors`` sums them (each
+target is asked once before the runs, so a 3xx, which wrk counts as a success, stops it).
+
+1. A trivial upstream (nginx answering ``200 ok`` from one worker, and the benchmark's token's
+   user at ``/api/users/me/``; a tiny asyncio server when nginx is missing), measured directly,
+   through nginx as a reverse proxy (one worker, keep-alive upstream: the baseline a user would
+   pick instead) and through ``strangler proxy``: one process in ``monolith`` mode on uvloop as
+   by default, anonymous (``vs_nginx``) and with a Bearer token (``auth_vs_nginx``: the token
+   checked at the edge, cached after its first lookup, and an identity signed for the monolith
+   forwarded on every request); on the stock asyncio loop; ``shadow`` mode, every GET also
+   mirrored to a second upstream and compared (``shadow_vs_monolith``); ``--workers 2``. Like for
+   like: nginx with what ours does per request (a JSON access-log line to a buffered file, an
    ``X-Request-ID`` sent upstream and returned; nginx logs by default) against ours as it runs by
-   default, logging to a file (``vs_nginx``), and once with no log against ours with
+   default, logging to a file, and nginx without a log against ours with
    ``STRANGLER_ACCESS_LOG=0`` (``unlogged_vs_nginx``). Each proxy measured runs alone on half
    the CPUs (one, here), wrk and the upstreams on the other half; ``--workers 2`` on every CPU.
+   The CPU each proxy spends per request (user and system, from /proc) is printed and in the
+   RESULT line (``cpu_us_<target>``): when the proxy's CPU is the limit, the throughput ratio is
+   the inverse of the CPU ratio. ``--before DIR`` also measures the proxy of another checkout
+   (its root, e.g. ``git worktree``/``git archive`` of an older commit) in the same rounds:
+   ``<mode>_vs_before`` for monolith, authenticated and shadow.
 2. The real monolith (``gunicorn monolith.wsgi`` as docs/running.md runs it, on a throwaway
    PostgreSQL database that is dropped afterwards): ``GET /healthz`` and an authenticated
    ``GET /api/users/me/``, directly and through the proxy. Throughput with ``wrk -c8`` (the
@@ -21,13 +35,15 @@
    throughput when it has CPU of its own, as a gateway in front of a service has), and with every
    process on every CPU (``<endpoint>_shared_vs_direct``: on this one small host the proxy's CPU
    is taken from the monolith's, reported as CPU per request beside it). Latency with ``wrk -c1``
-   (the p50 the proxy adds).
+   (the p50 the proxy adds). ``<endpoint>_errors`` counts that part's errors.
 
 The machine is shared and noisy, so each target is measured in ``--rounds`` interleaved rounds
-(every target once per round) and the figures are medians; ratios are medians of the per-round
-ratios, each taken between runs seconds apart. Ends with one line, ``RESULT proxy rps=...
-p50_ms=... p99_ms=... vs_nginx=... vs_direct=...`` (the proxy in monolith mode) followed by the
-other figures. Everything binds to 127.0.0.1 and stops by itself.
+(every target once per round) and the figures are medians, printed with their spread over the
+rounds (min-max); ratios are medians of the per-round ratios, each taken between runs seconds
+apart. Ends with one line, ``RESULT proxy rps=... p50_ms=... p99_ms=... vs_nginx=...
+auth_vs_nginx=... shadow_vs_monolith=...`` (``rps`` and the latencies: the proxy in monolith
+mode, anonymous) followed by the other figures. Everything binds to 127.0.0.1 and stops by
+itself; each proxy's secrets are made in a temporary var dir.
 """
 
 from __future__ import annotations
@@ -45,20 +61,44 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from tempfile import mkdtemp
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 WRK = shutil.which("wrk")
 
+#: Which path of the proxy each figure exercises (every request: GET /api/ping/, 2 bytes back).
+PATHS = {
+    "direct": "the upstream itself, no proxy",
+    "nginx": "nginx reverse proxy, no log",
+    "nginx logged": "nginx reverse proxy with a JSON access log and X-Request-ID (like for like)",
+    "nginx logged auth": "the same, requests carrying a Bearer token (nginx checks nothing)",
+    "monolith": "ours, fast path: anonymous GET, route in monolith mode, access log on",
+    "authenticated": "ours, fast path: Bearer token checked at the edge (cached), identity "
+    "signed for the monolith and forwarded",
+    "unlogged": "ours, fast path, STRANGLER_ACCESS_LOG=0",
+    "monolith asyncio": "ours, fast path on the stock asyncio loop",
+    "shadow": "ours, fast path + every GET mirrored to a second upstream on callbacks, compared",
+    "2 workers": "ours, --workers 2 (on every CPU), fast path",
+}
+#: What is measured again on the tree given with --before.
+BEFORE_MODES = ("monolith", "authenticated", "shadow")
+for _name in BEFORE_MODES:
+    PATHS[f"before {_name}"] = f"the --before tree, {_name} (same requests)"
+
 SERVE_PROXY = "import sys; from strangler_proxy.cli import main; sys.exit(main(sys.argv[1:]))"
 ASYNCIO_UPSTREAM = textwrap.dedent(
     """
     import asyncio, sys
+    ME = b'{"id": 42, "email": "bench@example.com", "is_staff": false}'
+    OK = b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok"
+    WHO = (b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\n"
+           b"Content-Length: %d\\r\\n\\r\\n%b" % (len(ME), ME))
     class P(asyncio.Protocol):
-        def connection_made(self, t): self.t = t
+        def connection_made(self, t): self.t, self.rest = t, b""
         def data_received(self, data):
-            n = data.count(b"\\r\\n\\r\\n")
-            self.t.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok" * n)
+            *heads, self.rest = (self.rest + data).split(b"\\r\\n\\r\\n")
+            self.t.write(b"".join(WHO if b" /api/users/me/ " in h else OK for h in heads))
     async def main():
         server = await asyncio.get_running_loop().create_server(P, "127.0.0.1", int(sys.argv[1]))
         await server.serve_forever()
@@ -84,6 +124,11 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+ME_JSON = '{"id": 42, "email": "bench@example.com", "is_staff": false}'
+# The trivial upstream vouches for any token; made up for the benchmark.
+TOKEN = "bench-token-0123456789abcdef0123456789"  # noqa: S105
+AUTH = (f"Authorization: Bearer {TOKEN}",)
+
 # What the proxy does for every request besides forwarding (a JSON access-log line, a request id
 # passed upstream and returned), configured in nginx for a like-for-like baseline: nginx logs
 # every request by default, so this is also what a user who picked it would run.
@@ -105,7 +150,12 @@ def nginx_conf(
     log = "access_log off;"
     extra = ""
     if upstream_port is None:
-        server = f'listen 127.0.0.1:{port}; location / {{ return 200 "ok"; }}'
+        # The trivial upstream; it also tells the proxy who the benchmark's token belongs to.
+        server = (
+            f'listen 127.0.0.1:{port}; location / {{ return 200 "ok"; }} '
+            "location = /api/users/me/ { default_type application/json; "
+            f"return 200 '{ME_JSON}'; }}"
+        )
         upstream = ""
     else:
         upstream = f"upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
@@ -181,6 +231,9 @@ def wrk(
     ).stdout  # fmt: skip
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
 
     def latency(pct: str) -> float:
         value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
@@ -191,20 +244,27 @@ def wrk(
         "p50": latency("50"),
         "p99": latency("99"),
         "non2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": sum(map(int, sockets.groups())) if sockets else 0,
     }
 
 
 def cpu_seconds(pids: list[int]) -> float:
     """Return the CPU time (user + system) the processes `pids` and their children used so far."""
-    total = 0
+    return sum(cpu_split(pids))
+
+
+def cpu_split(pids: list[int]) -> tuple[float, float]:
+    """Return the (user, system) CPU seconds the processes `pids` and their children used."""
+    user = system = 0
     for pid in pids:
         for member in family(pid):
             try:
                 fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            user, system = user + int(fields[11]), system + int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
 
 
 def family(pid: int) -> list[int]:
@@ -239,39 +299,76 @@ def place(pids: list[int], cpus: set[int]) -> None:
 
 
 def interleaved(
-    targets: dict[str, str], *, rounds: int, duration: int, connections: int,
-    headers: tuple[str, ...] = (), cpu: dict[str, list[int]] | None = None,
+    targets: dict[str, str | tuple[str, tuple[str, ...]]], *, rounds: int, duration: int,
+    connections: int, headers: tuple[str, ...] = (), cpu: dict[str, list[int]] | None = None,
     arrange=None, wrk_cpus: set[int] | None = None,
 ) -> dict[str, list[dict[str, float]]]:  # fmt: skip
     """Run wrk on every target once per round; return each target's results, round by round.
 
-    `cpu`: process groups (name -> pids) whose CPU time per request is recorded for each run,
-    as ``cpu_us_<name>``. `arrange`: called before every run (to place processes on CPUs);
-    `wrk_cpus`: the CPUs wrk runs on (all when None).
+    A target is a URL, or ``(URL, headers)`` for requests with headers of their own (else
+    `headers`). `cpu`: process groups (name -> pids) whose CPU time per request is recorded for
+    each run, as ``cpu_us_<name>``. `arrange`: called before every run (to place processes on
+    CPUs); `wrk_cpus`: the CPUs wrk runs on (all when None). Every answer that is not 2xx and
+    every socket error counts in ``errors`` (wrk itself counts 3xx as success: no target here
+    answers 3xx, and ``check_answers`` makes sure before the runs).
     """
-    load = {"connections": connections, "headers": headers, "cpus": wrk_cpus}
-    for url in targets.values():
+    plan = {
+        name: (target, headers) if isinstance(target, str) else target
+        for name, target in targets.items()
+    }
+    load = {"connections": connections, "cpus": wrk_cpus}
+    for url, sent in plan.values():
         if arrange:
             arrange()
-        wrk(url, duration=1, **load)  # warm pools and caches
+        wrk(url, duration=1, headers=sent, **load)  # warm pools and caches
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     for turn in range(rounds):
-        for name, url in targets.items():
+        for name, (url, sent) in plan.items():
             if arrange:
                 arrange()
-            before = {group: cpu_seconds(pids) for group, pids in (cpu or {}).items()}
-            result = wrk(url, duration=duration, **load)
+            before = {group: cpu_split(pids) for group, pids in (cpu or {}).items()}
+            result = wrk(url, duration=duration, headers=sent, **load)
+            result["errors"] = result["non2xx"] + result["socket_errors"]
             for group, pids in (cpu or {}).items():
-                spent = cpu_seconds(pids) - before[group]
-                result[f"cpu_us_{group}"] = spent * 1e6 / max(result["rps"] * duration, 1)
+                user, system = (a - b for a, b in zip(cpu_split(pids), before[group], strict=True))
+                served = max(result["rps"] * duration, 1)
+                result[f"cpu_us_{group}"] = (user + system) * 1e6 / served
+                result[f"cpu_user_us_{group}"] = user * 1e6 / served
             runs[name].append(result)
             print(
                 f"  round {turn + 1} {name:<18} {result['rps']:>8.0f} req/s   "
                 f"p50 {result['p50']:.3f} ms   p99 {result['p99']:.3f} ms   "
-                f"non-2xx {int(result['non2xx'])}",
+                f"errors {int(result['errors'])}",
                 flush=True,
             )
     return runs
+
+
+def check_answers(targets: dict[str, str | tuple[str, tuple[str, ...]]]) -> None:
+    """Ask each target once: anything but 200 stops the benchmark, naming it (a 3xx, which wrk
+    would count as a success, included)."""
+    import urllib.error
+    import urllib.request
+
+    for name, target in targets.items():
+        url, headers = (target, ()) if isinstance(target, str) else target
+        request = urllib.request.Request(url)  # noqa: S310 (http://127.0.0.1 only)
+        for header in headers:
+            key, _, value = header.partition(": ")
+            request.add_header(key, value)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        if status != 200:
+            raise RuntimeError(f"{name} at {url} answered {status}, not 200")
+
+
+def spread(runs: list[dict[str, float]], key: str = "rps") -> str:
+    """Return ``min-max`` of `key` over the rounds."""
+    values = [run[key] for run in runs]
+    return f"{min(values):.0f}-{max(values):.0f}"
 
 
 def median(runs: list[dict[str, float]], key: str) -> float:
@@ -286,15 +383,24 @@ def ratio(runs: dict[str, list[dict[str, float]]], top: str, bottom: str) -> flo
 
 def summary(runs: dict[str, list[dict[str, float]]]) -> None:
     for name, results in runs.items():
+        errors = sum(int(r["errors"]) for r in results)
         print(
-            f"{name:<20} {median(results, 'rps'):>8.0f} req/s   p50 {median(results, 'p50'):.3f} ms"
-            f"   p99 {median(results, 'p99'):.3f} ms   (median of {len(results)})"
+            f"{name:<20} {median(results, 'rps'):>8.0f} req/s ({spread(results)})   "
+            f"p50 {median(results, 'p50'):.3f} ms   p99 {median(results, 'p99'):.3f} ms   "
+            f"errors {errors}   (median of {len(results)})"
         )
 
 
-def proxy_env(monolith_url: str, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "STRANGLER_MONOLITH_URL": monolith_url, "PYTHONPATH": str(ROOT), **extra}
-    env.pop("REDIS_URL", None)
+def proxy_env(
+    monolith_url: str, *, var_dir: Path, root: Path = ROOT, **extra: str
+) -> dict[str, str]:
+    """The environment of a proxy of the tree at `root`, its secrets made in `var_dir`."""
+    env = {
+        **os.environ, "STRANGLER_MONOLITH_URL": monolith_url, "PYTHONPATH": str(root),
+        "STRANGLER_VAR_DIR": str(var_dir), **extra,
+    }  # fmt: skip
+    for name in ("REDIS_URL", "STRANGLER_ADMIN_TOKEN", "STRANGLER_IDENTITY_SECRET"):
+        env.pop(name, None)
     return env
 
 
@@ -344,13 +450,15 @@ def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[
             f"  wrk and the upstreams on CPU {sorted(load)}, each proxy measured on CPU "
             f"{sorted(edge)} (but --workers 2, on every CPU)"
         )
-    targets = {"direct": upstream_port}
+    targets: dict[str, int] = {"direct": upstream_port}
+    pids: dict[str, list[int]] = {}  # the processes whose CPU per request is measured
     if NGINX:
         for name, logged in (("nginx", False), ("nginx logged", True)):
             port = free_port()
             conf = nginx_conf(workdir, port, upstream_port, logged=logged)
             procs.append(start([NGINX, "-c", str(conf)], port, cpus=edge))
             targets[name] = port
+            pids[name] = [procs[-1].pid]
     else:
         print("nginx is not installed (apt-get install -y nginx): skipping the nginx baseline")
     routes = workdir / "shadow.toml"
@@ -359,51 +467,87 @@ def trivial_section(workdir: Path, args, procs: list[subprocess.Popen]) -> dict[
         'health_path = "/"\n\n'
         '[[routes]]\nname = "all"\nprefix = "/"\nmode = "shadow"\nservice = "candidate"\n'
     )
-    env = proxy_env(f"http://127.0.0.1:{upstream_port}")
+    monolith = f"http://127.0.0.1:{upstream_port}"
+    roots = {"": ROOT} | ({"before ": args.before} if args.before else {})
+    # name: (command arguments, environment, wrk headers); every one serves the same path.
     modes = [
-        ("monolith", [], {}),
-        ("unlogged", [], {"STRANGLER_ACCESS_LOG": "0"}),
-        ("monolith asyncio", [], {"STRANGLER_PROXY_LOOP": "asyncio"}),
-        ("shadow", ["--routes", str(routes)], {}),
-        ("2 workers", ["--workers", "2"], {}),
+        ("monolith", [], {}, ()),
+        ("authenticated", [], {}, AUTH),
+        ("unlogged", [], {"STRANGLER_ACCESS_LOG": "0"}, ()),
+        ("monolith asyncio", [], {"STRANGLER_PROXY_LOOP": "asyncio"}, ()),
+        ("shadow", ["--routes", str(routes)], {}, ()),
+        ("2 workers", ["--workers", "2"], {}, ()),
     ]
-    for name, extra, extra_env in modes:
-        port = free_port()
-        cmd = [sys.executable, "-c", SERVE_PROXY, "--port", str(port), *extra]
-        # The access log goes to a file, as nginx's does: writing it is part of the cost.
-        log = workdir / f"proxy-{port}.log"
-        cpus = None if extra[:1] == ["--workers"] else edge
-        procs.append(start(cmd, port, {**env, **extra_env}, log=log, cpus=cpus))
-        targets[name] = port
-    urls = {name: f"http://127.0.0.1:{port}/api/ping/" for name, port in targets.items()}
+    headers_of = {"direct": (), "nginx": (), "nginx logged": (), "nginx logged auth": AUTH}
+    if NGINX:
+        targets["nginx logged auth"] = targets["nginx logged"]
+        pids["nginx logged auth"] = pids["nginx logged"]
+    for label, root in roots.items():
+        for name, extra, extra_env, headers in modes:
+            if label and name not in BEFORE_MODES:
+                continue
+            port = free_port()
+            cmd = [sys.executable, "-c", SERVE_PROXY, "--port", str(port), *extra]
+            # The access log goes to a file, as nginx's does: writing it is part of the cost.
+            log = workdir / f"proxy-{port}.log"
+            cpus = None if extra[:1] == ["--workers"] else edge
+            var_dir = workdir / f"var-{port}"
+            env = proxy_env(monolith, var_dir=var_dir, root=root, **extra_env)
+            procs.append(start(cmd, port, env, log=log, cpus=cpus))
+            targets[label + name] = port
+            pids[label + name] = [procs[-1].pid]
+            headers_of[label + name] = headers
+    urls = {
+        name: (f"http://127.0.0.1:{port}/api/ping/", headers_of[name])
+        for name, port in targets.items()
+    }
+    check_answers(urls)
+    print("  paths: " + "; ".join(f"{name}: {PATHS[name]}" for name in PATHS if name in urls))
     runs = interleaved(
         urls, rounds=args.rounds, duration=args.duration, connections=args.connections,
-        wrk_cpus=load,
+        wrk_cpus=load, cpu=pids,
     )  # fmt: skip
     summary(runs)
+    print("  CPU per request of each proxy (user + system, us), while it was the one measured:")
+    cpu_fields = {}
+    for name in pids:
+        total = median(runs[name], f"cpu_us_{name}")
+        user = median(runs[name], f"cpu_user_us_{name}")
+        print(f"    {name:<24} {total:6.1f} us ({user:.1f} user + {total - user:.1f} system)")
+        key = name.replace(" ", "_")
+        cpu_fields[f"cpu_us_{key}"] = f"{total:.1f}"
+        cpu_fields[f"cpu_user_us_{key}"] = f"{user:.1f}"
     ours = runs["monolith"]
+    has_nginx = "nginx" in runs
     fields = {
         "rps": f"{median(ours, 'rps'):.0f}",
         "p50_ms": f"{median(ours, 'p50'):.3f}",
         "p99_ms": f"{median(ours, 'p99'):.3f}",
-        "vs_nginx": (
-            f"{ratio(runs, 'monolith', 'nginx logged'):.3f}" if "nginx" in runs else "skipped"
+        "vs_nginx": f"{ratio(runs, 'monolith', 'nginx logged'):.3f}" if has_nginx else "skipped",
+        "auth_rps": f"{median(runs['authenticated'], 'rps'):.0f}",
+        "auth_vs_nginx": (
+            f"{ratio(runs, 'authenticated', 'nginx logged auth'):.3f}" if has_nginx else "skipped"
         ),
+        "shadow_vs_monolith": f"{ratio(runs, 'shadow', 'monolith'):.3f}",
         "vs_direct": f"{ratio(runs, 'monolith', 'direct'):.3f}",
         "unlogged_vs_nginx": (
-            f"{ratio(runs, 'unlogged', 'nginx'):.3f}" if "nginx" in runs else "skipped"
+            f"{ratio(runs, 'unlogged', 'nginx'):.3f}" if has_nginx else "skipped"
         ),
-        "nginx_rps": f"{median(runs['nginx'], 'rps'):.0f}" if "nginx" in runs else "skipped",
+        "nginx_rps": f"{median(runs['nginx'], 'rps'):.0f}" if has_nginx else "skipped",
         "nginx_logged_rps": (
-            f"{median(runs['nginx logged'], 'rps'):.0f}" if "nginx" in runs else "skipped"
+            f"{median(runs['nginx logged'], 'rps'):.0f}" if has_nginx else "skipped"
         ),
         "unlogged_rps": f"{median(runs['unlogged'], 'rps'):.0f}",
         "shadow_rps": f"{median(runs['shadow'], 'rps'):.0f}",
         "workers2_rps": f"{median(runs['2 workers'], 'rps'):.0f}",
+        "asyncio_rps": f"{median(runs['monolith asyncio'], 'rps'):.0f}",
     }
-    fields["asyncio_rps"] = f"{median(runs['monolith asyncio'], 'rps'):.0f}"
-    if "nginx" in runs:
+    if has_nginx:
         fields["asyncio_vs_nginx"] = f"{ratio(runs, 'monolith asyncio', 'nginx logged'):.3f}"
+    for name in BEFORE_MODES if args.before else ():
+        fields[f"{name}_vs_before"] = f"{ratio(runs, name, 'before ' + name):.3f}"
+    fields["errors"] = str(sum(int(r["errors"]) for results in runs.values() for r in results))
+    fields |= cpu_fields
     print(f"shadow mode keeps {ratio(runs, 'shadow', 'monolith'):.0%} of monolith-mode throughput")
     return fields
 
@@ -453,7 +597,7 @@ def monolith_section(args, procs: list[subprocess.Popen]) -> dict[str, str]:
             proxy := start(
                 [sys.executable, "-c", SERVE_PROXY, "--port", str(proxy_port)],
                 proxy_port,
-                proxy_env(f"http://127.0.0.1:{mono_port}"),
+                proxy_env(f"http://127.0.0.1:{mono_port}", var_dir=Path(mkdtemp())),
             )
         )
         groups = {"monolith": [monolith.pid], "proxy": [proxy.pid]}
@@ -536,9 +680,8 @@ def monolith_section(args, procs: list[subprocess.Popen]) -> dict[str, str]:
             fields[f"{label}_cpu_bound_ratio"] = f"{mono_cpu / (mono_cpu + proxy_cpu):.3f}"
             fields[f"{label}_p50_direct_ms"] = f"{median(direct, 'p50'):.3f}"
             fields[f"{label}_p50_added_ms"] = f"{added:.3f}"
-            bad = sum(r["non2xx"] for group in (runs, single) for rs in group.values() for r in rs)
-            if bad:
-                print(f"  warning: {bad} non-2xx answers for {path}")
+            bad = sum(r["errors"] for group in (runs, single) for rs in group.values() for r in rs)
+            fields[f"{label}_errors"] = str(int(bad))
         return fields
     finally:
         for proc in procs[-2:]:
@@ -553,6 +696,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per target")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--no-monolith", action="store_true", help="skip the real monolith")
+    parser.add_argument(
+        "--before", type=Path, help="another checkout (its root) whose proxy is measured too"
+    )
     args = parser.parse_args()
     if WRK is None:
         print("wrk is not installed (apt-get install -y wrk); cannot benchmark", file=sys.stderr)

@@ -20,7 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("migrations_playbook.runner", "start every process a playbook step needs"),
     "proxy": ("strangler_proxy.cli", "run the routing gateway"),
     "playbook": ("migrations_playbook.playbook_cli", "plan, apply, verify, roll back a step"),
-    "routes": ("migrations_playbook.routes_cli", "list the proxy's routes, or set one's mode"),
+    "routes": ("strangler_proxy.routes_cli", "list the proxy's routes, or set one's mode"),
     "compare": ("migrations_playbook.compare.cli", "contract suite before vs after, side by side"),
     "demo": ("migrations_playbook.demo", "the migration walk-through, on the embedded default"),
     "secrets": ("migrations_playbook.compose_secrets", "write compose.yaml's secrets into .env"),

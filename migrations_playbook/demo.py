@@ -43,7 +43,7 @@ from pathlib import Path
 
 import requests
 
-from .admin import ProxyAdmin, ProxyError
+from .admin import AdminCallError, ProxyAdmin
 from .databases import MONOLITH, service_environment
 from .gates import GateContext, GateError, outbox_lag_measure
 from .stepfile import STEPS_DIR, steps_load
@@ -697,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
             demo.walk_forward_by_hand()
             demo.roll_back()
             demo.walk_forward_on_its_own()
-        except (DemoFailed, ProxyError, requests.RequestException) as exc:
+        except (DemoFailed, AdminCallError, requests.RequestException) as exc:
             demo.problems.append(str(exc))
             say(f"stopped: {exc}")
         ok = demo.summary()

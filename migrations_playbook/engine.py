@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import state as st
-from .admin import ProxyAdmin, ProxyError
+from .admin import AdminCallError, ProxyAdmin
 from .gates import GateContext, GateError, GateResult, gate_evaluate, outbox_lag_measure
 from .stepfile import Stage, Step
 from .table import CATCH_ALL, table_write
@@ -405,7 +405,7 @@ class Engine:
             routes = self.proxy.route_modes()
             services = self.proxy.routes().get("services", {})
             proxy_note = f"proxy {self.proxy.base_url}"
-        except ProxyError as exc:
+        except AdminCallError as exc:
             routes, services, proxy_note = {}, {}, f"proxy unreachable: {exc}"
         lines.append(proxy_note)
         for number, step in self.steps.items():

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .admin import ProxyAdmin, ProxyError
+from .admin import AdminCallError, ProxyAdmin
 from .databases import MONOLITH, service_environment
 from .stepfile import Gate, Step
 
@@ -334,7 +334,7 @@ def gate_evaluate(gate: Gate, ctx: GateContext) -> GateResult:
     """Evaluate one gate; a gate that cannot be measured fails, saying why."""
     try:
         return EVALUATORS[gate.kind](gate, ctx)
-    except (GateError, ProxyError, subprocess.TimeoutExpired, OSError, KeyError) as exc:
+    except (GateError, AdminCallError, subprocess.TimeoutExpired, OSError, KeyError) as exc:
         return GateResult(
             gate.name, gate.kind, False, "could not be measured", "-", by=str(exc),
             look_at="the error above",

@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from .admin import ProxyAdmin, ProxyError, default_proxy_url
+from .admin import AdminCallError, ProxyAdmin, default_proxy_url
 from .engine import Engine, PlaybookError
 from .state import StateBusy
 from .stepfile import STEPS_DIR, StepFileError, steps_load
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if engine.verify(args.step) else 1
         if args.command == "rollback":
             return 0 if engine.rollback(args.step) else 1
-    except (PlaybookError, ProxyError, StateBusy) as exc:
+    except (PlaybookError, AdminCallError, StateBusy) as exc:
         print(f"strangler playbook: {exc}", file=sys.stderr)
         return 1
     return 2

@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from strangler_proxy.modes import mode_problem
+
 STEPS_DIR = Path(__file__).resolve().parent / "steps"
 FILE_PATTERN = re.compile(r"^step-(\d+)-[a-z0-9-]+\.toml$")
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-FIXED_MODES = ("monolith", "shadow", "extracted")
 GATE_KINDS = ("contract", "shadow_diff", "reconcile", "outbox_lag")
 
 
@@ -152,23 +153,6 @@ class Step:
 
 
 # ---------------------------------------------------------------- validation helpers
-
-
-def mode_problem(value: Any) -> str | None:
-    """Return why `value` is not a route mode the proxy accepts, or None."""
-    if not isinstance(value, str):
-        return f"must be a mode (monolith, shadow, canary:P, extracted), got {value!r}"
-    if value in FIXED_MODES:
-        return None
-    if value.startswith("canary:"):
-        try:
-            percent = float(value.split(":", 1)[1])
-        except ValueError:
-            percent = -1.0
-        if 0 < percent < 100:
-            return None
-        return f"canary percentage must be above 0 and below 100, got {value!r}"
-    return f"must be one of monolith, shadow, canary:P, extracted; got {value!r}"
 
 
 class _Checker:

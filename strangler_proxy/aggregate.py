@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING
-
-from aiohttp import web
 
 from service_kit.identity import HEADER as IDENTITY_HEADER
 
+from .answers import Answer
 from .headers import REQUEST_ID, UPSTREAM
-
-if TYPE_CHECKING:
-    from .gateway import Gateway
+from .interfaces import Upstreams
+from .signing import IdentitySigner
 
 PARTS = {
     "profile": "/api/users/me/",
@@ -32,8 +29,8 @@ PARTS = {
 
 
 async def overview(
-    gateway: Gateway, request: web.BaseRequest, *, table, rid: str, identity
-) -> web.Response:
+    upstreams: Upstreams, signer: IdentitySigner, request, *, table, rid: str, identity
+) -> Answer:
     """Return the caller's overview, degraded to a partial answer when a part fails."""
     headers = {"Accept": "application/json", REQUEST_ID: rid}
     if "Authorization" in request.headers:
@@ -44,12 +41,12 @@ async def overview(
         if found is None:
             raise LookupError(f"no route serves GET {path}")
         route = found[0]
-        service = gateway.choose_target(route, identity, request.remote)
+        service = route.target(identity, request.remote)
         sent = headers
-        if identity is not None and gateway.identity_keys is not None:
-            signed = gateway.identity_sign(identity, service, "GET", path)
+        signed = None if identity is None else signer.sign(identity, service, "GET", path)
+        if signed is not None:
             sent = headers | {IDENTITY_HEADER: signed}
-        (status, _, body), _ = await gateway.fetch(
+        (status, _, body), _ = await upstreams.fetch(
             service=service, method="GET", target=path, headers=sent, route=route
         )
         return service, status, body
@@ -67,9 +64,7 @@ async def overview(
         service, status, body = result
         data["served_by"][name] = service
         if name == "profile" and status in {401, 403}:
-            resp = web.Response(status=status, body=body, content_type="application/json")
-            resp.headers[UPSTREAM] = service
-            return resp
+            return Answer(status=status, body=body, headers=[(UPSTREAM, service)])
         if status >= 400:
             data["errors"][name] = f"{service} answered {status}"
             continue
@@ -78,7 +73,7 @@ async def overview(
         except ValueError:
             data["errors"][name] = f"{service} answered with non-JSON"
     data["partial"] = bool(data["errors"])
-    resp = web.Response(text=json.dumps(data), content_type="application/json")
-    resp.headers[UPSTREAM] = "aggregate"
-    resp.headers[REQUEST_ID] = rid
-    return resp
+    return Answer(
+        status=200, body=json.dumps(data).encode(),
+        headers=[(UPSTREAM, "aggregate"), (REQUEST_ID, rid)],
+    )  # fmt: skip

@@ -106,14 +106,17 @@ class EdgeAuth:
     def peek(self, authorization: str) -> tuple[bool, Identity | None]:
         """Return ``(True, identity)`` if the cache knows `authorization`, else ``(False, None)``.
 
-        Lets the gateway's fast path serve a known token without awaiting anything.
+        Lets the fast path serve a known token without awaiting anything.
         """
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        return self.peek_key(token_key(authorization))
+
+    def peek_key(self, key: str | None) -> tuple[bool, Identity | None]:
+        """`peek` for a token's cache key (``token_key``; None: no Bearer token, no identity)."""
+        if key is None:
             return True, None
         if self.shared is not None:
             self.shared.apply(self)
-        cached = self._cache.get(hashlib.sha256(token.strip().encode()).hexdigest())
+        cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return True, cached[1]
         return False, None

@@ -2,14 +2,13 @@
 
     strangler proxy [--routes FILE] [--host H] [--port P] [--workers N]
     strangler proxy check FILE                 validate a route table file
-    strangler proxy routes [--url URL]         list the routes in force
-    strangler proxy routes set ROUTE MODE [SERVICE]   switch one route's mode (atomic)
+    strangler proxy routes [set ROUTE MODE [SERVICE]]   ``strangler routes`` (routes_cli.py)
 
 With no arguments it serves the step-0 table on 127.0.0.1:8000 (STRANGLER_PROXY_PORT): every path
 to the monolith at STRANGLER_MONOLITH_URL (http://127.0.0.1:8001).
 
 Its admin API is closed from the start: with STRANGLER_ADMIN_TOKEN unset it uses (or makes up)
-the token in ``$STRANGLER_VAR_DIR/admin-token``, which ``strangler proxy routes`` and the other
+the token in ``$STRANGLER_VAR_DIR/admin-token``, which ``strangler routes`` and the other
 commands find there too; the identity keys likewise (``identity-secret``).
 """
 
@@ -18,18 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 
-from service_kit.var_secrets import SecretFileError, secret_find
-
+from . import routes_cli
 from .config import ConfigError, ProxyConfig, admin_tokens_load, identity_secret_load
 from .routes import RouteTableError, table_from_file
 
@@ -47,72 +42,6 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)"
     )
     return parser
-
-
-def _admin_url(args: list[str]) -> tuple[str, list[str]]:
-    url = (
-        os.environ.get("STRANGLER_PROXY_URL")
-        or f"http://127.0.0.1:{os.environ.get('STRANGLER_PROXY_PORT', '8000')}"
-    )
-    if "--url" in args:
-        at = args.index("--url")
-        url = args[at + 1]
-        args = args[:at] + args[at + 2 :]
-    return url.rstrip("/"), args
-
-
-def _call(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    if not url.startswith("http://"):
-        raise urllib.error.URLError(f"admin URL must be http://, got {url!r}")
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
-    try:
-        token = secret_find(variable="STRANGLER_ADMIN_TOKEN", name="admin-token")
-    except SecretFileError as exc:
-        raise urllib.error.URLError(str(exc)) from None
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    request.add_header("X-Strangler-Actor", f"cli:{os.environ.get('USER', 'unknown')}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (http only)
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
-def routes_main(argv: list[str]) -> int:
-    """List routes, or ``set ROUTE MODE``, through a running proxy's admin API."""
-    base, args = _admin_url(list(argv))
-    try:
-        if not args:
-            status, data = _call("GET", f"{base}/_strangler/routes")
-            if status != 200:
-                print(json.dumps(data), file=sys.stderr)
-                return 1
-            print(f"route table v{data['version']}")
-            for route in data["routes"]:
-                where = route.get("path") or f"{route.get('prefix')}*"
-                methods = ",".join(route.get("methods") or ["*"])
-                name, mode, service = route["name"], route["mode"], route["service"]
-                print(f"  {name:<24} {mode:<12} {service:<12} {methods:<10} {where}")
-            return 0
-        if len(args) in {3, 4} and args[0] == "set":
-            change = {"mode": args[2]} | ({"service": args[3]} if len(args) == 4 else {})
-            status, data = _call("PATCH", f"{base}/_strangler/routes/{args[1]}", change)
-            if status != 200:
-                print(f"strangler proxy: {data.get('detail', data)}", file=sys.stderr)
-                return 1
-            print(f"{data['name']}: mode {data['mode']} (service {data['service']})")
-            return 0
-    except urllib.error.URLError as exc:
-        print(f"strangler proxy: cannot reach the proxy at {base}: {exc.reason}", file=sys.stderr)
-        return 1
-    print(
-        "usage: strangler proxy routes [--url URL] | routes set ROUTE MODE [SERVICE]",
-        file=sys.stderr,
-    )
-    return 2
 
 
 def _check(args: list[str], monolith_url: str) -> int:
@@ -165,6 +94,8 @@ def _run(config: ProxyConfig, *, reuse_port: bool) -> None:
 
 def main(argv: list[str]) -> int:
     """Run `strangler proxy ...`; return the exit status."""
+    if argv and argv[0] == "routes":
+        return routes_cli.main(argv[1:])
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
@@ -175,8 +106,6 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"strangler proxy: {exc}", file=sys.stderr)
         return 2
-    if argv and argv[0] == "routes":
-        return routes_main(argv[1:])
     if argv and argv[0] == "check":
         return _check(argv[1:], config.monolith_url)
     args = _parser().parse_args(argv)

@@ -41,6 +41,8 @@ from pathlib import Path
 from service_kit.identity import MAX_TTL, IdentityError, IdentityKeys, identity_keys_parse
 from service_kit.var_secrets import SecretFileError, var_dir_path, var_secret, var_secret_read
 
+from .errors import ConfigError
+
 #: The holder of the default admin token (STRANGLER_ADMIN_TOKEN or $STRANGLER_VAR_DIR/admin-token).
 ADMIN_HOLDER = "admin"
 #: The shortest admin token accepted: the admin API holds every route.
@@ -50,10 +52,6 @@ _RENAMED = {
     "STRANGLER_RECORD_REDACT": "STRANGLER_REDACT_HEADERS",
     "STRANGLER_RECORD_REDACT_FIELDS": "STRANGLER_REDACT_FIELDS",
 }
-
-
-class ConfigError(RuntimeError):
-    """A setting in the environment cannot be read."""
 
 
 def _int(env: dict, name: str, default: int) -> int:

@@ -22,15 +22,9 @@ from collections import deque
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .headers import RESPONSE_DROP
+
 FAST_METHODS = frozenset({"GET", "OPTIONS"})
-# Response headers never passed to the client: hop-by-hop ones, and those the proxy sets itself.
-RESPONSE_DROP = frozenset(
-    {
-        b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-        b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection",
-        b"x-strangler-upstream", b"x-request-id", b"x-strangler-fallback",
-    }
-)  # fmt: skip
 _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
 
@@ -62,6 +56,28 @@ def _header_kind(name: bytes) -> int:
     return kind
 
 
+class LinesHeaders:
+    """An answer's headers as kept while parsed (``b"Name: value\\r\\n"`` lines), read as a
+    mapping of lowercased names only when asked: most shadow comparisons never look."""
+
+    __slots__ = ("_lines", "_map")
+
+    def __init__(self, lines: list[bytes]):
+        self._lines, self._map = lines, None
+
+    def _mapping(self) -> dict[str, str]:
+        if self._map is None:
+            pairs = (line[:-2].decode("latin-1").partition(": ") for line in self._lines)
+            self._map = {name.lower(): value for name, _, value in pairs}
+        return self._map
+
+    def get(self, name: str, default=None):
+        return self._mapping().get(name, default)
+
+    def items(self):
+        return self._mapping().items()
+
+
 class UpstreamProtocolError(ConnectionError):
     """The upstream's answer was not valid HTTP/1.1, or the connection ended mid-answer."""
 
@@ -77,8 +93,8 @@ class _Connection(asyncio.Protocol):
         # One parser for the connection's life: only connections whose answers ended cleanly are
         # reused, so the parser is at a message boundary whenever a request is sent.
         self.parser = httptools.HttpResponseParser(self)
-        # Told of the answer's head, end or failure instead of a waiter (the gateway's fast path):
-        # an object with upstream_head(), upstream_done() and upstream_failed().
+        # Told of the answer's head, end or failure instead of a waiter (the fast path's
+        # exchanges, shadow mirrors): upstream_head(), upstream_done(), upstream_failed().
         self.listener = None
         self.idle = False  # in the pool: any byte arriving now is garbage, and ends it
         # Body state: empty whenever a request starts (a pooled connection was emptied when it
@@ -221,7 +237,7 @@ class _Connection(asyncio.Protocol):
 
 
 class FastResponse:
-    """An upstream answer with the parts of aiohttp's ClientResponse the gateway uses."""
+    """An upstream answer with the parts of aiohttp's ClientResponse the general path uses."""
 
     def __init__(self, pool: FastPool, key: str, conn: _Connection, read_timeout: float):
         self._pool, self._key, self._conn, self._timeout = pool, key, conn, read_timeout
@@ -233,7 +249,7 @@ class FastResponse:
         if conn.connection is not None:
             raw.append((b"Connection", conn.connection))
         self.raw_headers = tuple(raw)
-        self.content = self  # the gateway reads `resp.content.read()` / `.iter_any()`
+        self.content = self  # forwarding.py reads `resp.content.read()` / `.iter_any()`
         self._headers: CIMultiDictProxy | None = None
         self._released = False
 
@@ -367,6 +383,20 @@ class FastPool:
             return FastResponse(self, url, conn, read_timeout)
         raise UpstreamProtocolError("upstream closed two connections before answering")
 
+    def send(
+        self, url: str, head: bytes, *, limit: int, read_timeout: float, done, started: float
+    ) -> Collected | None:
+        """Send `head` on an idle connection to `url` and collect the answer on callbacks
+        (see Collected); return None, sending nothing, when no connection is idle."""
+        up = self.take_idle(url)
+        if up is None:
+            return None
+        sent = Collected(
+            self, url, up, limit=limit, read_timeout=read_timeout, done=done, started=started
+        )
+        up.transport.write(head)
+        return sent
+
     def take_idle(self, url: str) -> _Connection | None:
         """Return an idle connection to `url` ready for a request, or None."""
         idle = self._idle.get(url)
@@ -404,3 +434,63 @@ class FastPool:
                 if conn.transport is not None:
                     conn.transport.close()
         self._idle.clear()
+
+
+class Collected:
+    """A request sent on callbacks whose whole answer is collected (shadow mirrors).
+
+    The connection's listener: an answer with a ``Content-Length`` of at most `limit` (or none
+    to read: 204, 304) is read whole, the connection goes back to the pool, and ``done(status,
+    lines, body)`` is called; any other answer is handed over as a ``FastResponse`` to read on
+    (``done(status, None, response)``); a broken connection or ``fail`` (a timeout) calls
+    ``done(None, None, error)``. Nothing waits: no task, no future, no timer.
+    """
+
+    __slots__ = ("done", "key", "limit", "pool", "read_timeout", "started", "up")
+
+    def __init__(
+        self, pool: FastPool, key: str, up: _Connection, *, limit: int, read_timeout: float,
+        done, started: float,
+    ):  # fmt: skip
+        self.pool, self.key, self.up, self.limit = pool, key, up, limit
+        self.read_timeout, self.done, self.started = read_timeout, done, started
+        up.listener = self
+
+    def upstream_head(self) -> None:
+        up = self.up
+        length = up.length
+        if (
+            up.status < 200
+            or up.odd_connection
+            or (length is None and up.status not in (204, 304))
+            or (length is not None and length > self.limit)
+        ):
+            self._hand_over()
+
+    def upstream_done(self) -> None:
+        up = self.up
+        chunks = up.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        status, lines = up.status, up.lines
+        self.pool.give_back(self.key, up)
+        self.done(status, lines, body)
+
+    def upstream_failed(self) -> None:
+        up = self.up
+        if up.headers_done:
+            return self._hand_over()
+        self.fail(up.error or UpstreamProtocolError("upstream closed the connection"))
+
+    def fail(self, error: BaseException) -> None:
+        """Give up on the answer (the upstream broke off, or was too slow)."""
+        up = self.up
+        up.listener = None
+        up.closed = True
+        up.transport.close()
+        self.done(None, None, error)
+
+    def _hand_over(self) -> None:
+        self.up.listener = None
+        self.done(
+            self.up.status, None, FastResponse(self.pool, self.key, self.up, self.read_timeout)
+        )

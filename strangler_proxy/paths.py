@@ -13,13 +13,11 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from .errors import PathRefused
+
 _FORBIDDEN_ESCAPES = re.compile(r"%(2[fF]|5[cC]|25|0[0-9a-fA-F]|1[0-9a-fA-F]|7[fF])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-class PathRefused(ValueError):
-    """The request path is ambiguous or tries to leave the route table."""
 
 
 def path_for_routing(raw_path: str) -> str:

@@ -34,18 +34,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .headers import RECORD_RESPONSE_SKIPPED, RECORD_SKIPPED
 from .redaction import Redactor
 
 log = logging.getLogger("strangler_proxy")
-# Per-connection headers a replay drops anyway; not worth recording.
-_SKIPPED_HEADERS = frozenset(
-    {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
-     "x-request-id", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "expect"}
-)  # fmt: skip
-_RESPONSE_SKIPPED = frozenset(
-    {"content-length", "connection", "keep-alive", "transfer-encoding", "date",
-     "x-request-id", "x-strangler-upstream", "x-strangler-fallback"}
-)  # fmt: skip
 
 
 class BodyCapture:
@@ -98,7 +90,7 @@ class Recorder:
         headers: dict[str, str] = {}
         for line in header_lines:
             name, _, value = line[:-2].decode("latin-1").partition(":")
-            if name.lower() in _SKIPPED_HEADERS:
+            if name.lower() in RECORD_SKIPPED:
                 continue
             value = redactor.header(name, value.strip())
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
@@ -112,7 +104,7 @@ class Recorder:
         }
         answer: dict[str, Any] = {"status": status, "headers": {}}
         for name, value in response_headers:
-            if name.lower() in _RESPONSE_SKIPPED:
+            if name.lower() in RECORD_RESPONSE_SKIPPED:
                 continue
             value = redactor.header(name, value)
             known = answer["headers"].get(name)

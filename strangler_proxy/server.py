@@ -3,8 +3,9 @@
 It replaces aiohttp's server side on the request path, because that side cost more CPU per
 request than everything else the proxy does (docs/proxy.md, "Performance"). It parses requests,
 queues them in order (keep-alive and pipelining: answers leave in request order), streams request
-bodies with back-pressure, and hands each request to ``Gateway.serve`` in one task per burst of
-requests on a connection.
+bodies with back-pressure, and hands each request to its ``RequestHandler`` (the pipeline):
+``fast_serve`` first, on the protocol's callbacks, else ``serve`` in one task per burst of
+requests on a connection. It knows bytes, limits and order; nothing of routes.
 
 * Request head: request line and each header at most 16 KiB (414 / 431), the whole head at most
   64 KiB (431); a head that does not arrive within ``head_timeout`` seconds gets 408; invalid
@@ -12,7 +13,7 @@ requests on a connection.
   would read the path differently), get 400; each closes the connection once the answers before
   it have left.
 * Chunked trailers: each at most 16 KiB, at most 128 of them, and head and trailers together at
-  most 64 KiB (431); they are counted, then dropped (``_Trailers``): never a request header,
+  most 64 KiB (431); they are counted, then dropped (``Trailers``): never a request header,
   whatever their name. A request without a chunked body pays nothing for this.
 * Body: ``BodyStream`` holds at most 256 KiB before reading pauses; a reader waiting longer than
   the idle timeout for the next chunk gets ``BodyTimeout`` (slowloris). After an answer that left
@@ -29,293 +30,66 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import Protocol
 
 import httptools
-from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-if TYPE_CHECKING:
-    from .gateway import Gateway
+from .errors import BodyTimeout, HeadRefused, error_head
+from .headers import IDENTITY_PREFIX_B, REQUEST_KINDS
+from .request import BodyStream, Request, Trailers
 
 log = logging.getLogger("strangler_proxy")
 MAX_LINE = 16 * 1024
 MAX_HEAD = 64 * 1024
-MAX_TRAILERS = 128  # trailer lines of a chunked request
 _HASH = ord("#")
-_BODY_HIGH = 256 * 1024
-_BODY_LOW = 64 * 1024
 _MAX_QUEUED = 32
 
-# How each special request header is treated while parsing; any other header is forwarded as is.
-_HOP = (
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-    b"trailer", b"transfer-encoding", b"upgrade", b"proxy-connection",
-)  # fmt: skip
-_SPECIAL = dict.fromkeys(_HOP, "hop") | {
-    b"connection": "connection",
-    b"transfer-encoding": "transfer-encoding",
-    b"host": "host",
-    b"x-forwarded-host": "drop",
-    b"x-forwarded-proto": "drop",
-    b"expect": "expect",
-    b"x-forwarded-for": "xff",
-    b"x-request-id": "rid",
-    b"authorization": "authorization",
-    b"content-length": "content-length",
-}
-_IDENTITY_PREFIX = b"x-strangler-identity"
-# The kind of each header name as clients spell it ("forward", "identity" or a _SPECIAL kind):
-# names repeat from one request to the next, so each spelling is classified once (at most 1,024
-# names of at most 64 bytes: a client sending made-up names only fills it, never grows it).
+# The kind of each header name as clients spell it ("forward", "identity" or a REQUEST_KINDS
+# kind): names repeat from one request to the next, so each spelling is classified once (at most
+# 1,024 names of at most 64 bytes: a client sending made-up names only fills it, never grows it).
 _HEADER_KINDS: dict[bytes, str] = {}
 _HEADER_KINDS_MAX = 1024
 
 
 def _header_kind(name: bytes) -> str:
     lower = name.lower()
-    kind = _SPECIAL.get(lower)
+    kind = REQUEST_KINDS.get(lower)
     if kind is None:
-        kind = "identity" if lower.startswith(_IDENTITY_PREFIX) else "forward"
+        kind = "identity" if lower.startswith(IDENTITY_PREFIX_B) else "forward"
     if len(_HEADER_KINDS) < _HEADER_KINDS_MAX and len(name) <= 64:
         _HEADER_KINDS[name] = kind
     return kind
 
 
-_REASONS = {
-    400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    414: "URI Too Long", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
-    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
-}  # fmt: skip
+class RequestHandler(Protocol):
+    """What serves the requests the front server parses (the pipeline, pipeline.py)."""
 
+    def fast_serve(self, conn: HttpConnection, req: Request) -> bool:
+        """Start answering `req` without a task, or return False: `serve` then has it."""
 
-class BodyTimeout(Exception):
-    """The client sent no body bytes within the idle timeout."""
-
-
-class _HeadRefused(Exception):
-    def __init__(self, status: int, code: str, detail: str):
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
-
-
-class BodyStream:
-    """A request body arriving from the client, read chunk by chunk with back-pressure."""
-
-    __slots__ = (
-        "_conn", "buffered", "capture", "chunks", "done", "error", "paused", "timed_out", "waiter",
-    )  # fmt: skip
-
-    def __init__(self, conn: HttpConnection):
-        self._conn = conn
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.done = False
-        self.error: BaseException | None = None
-        self.waiter: asyncio.Future | None = None
-        self.paused = False
-        self.timed_out = False
-        self.capture = None  # a recording.BodyCapture when this exchange is recorded
-
-    def feed(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
-        self.buffered += len(chunk)
-        if self.buffered > _BODY_HIGH and not self.paused:
-            self.paused = True
-            self._conn.pause(1)
-        self._wake()
-
-    def finish(self) -> None:
-        self.done = True
-        self._wake()
-
-    def fail(self, exc: BaseException) -> None:
-        self.error = exc
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def read_chunk(self, idle: float) -> bytes:
-        """Return the next chunk, b"" at the end; raise BodyTimeout after `idle` s of silence."""
-        while True:
-            if self.chunks:
-                chunk = self.chunks.popleft()
-                self.buffered -= len(chunk)
-                if self.paused and self.buffered < _BODY_LOW:
-                    self.paused = False
-                    self._conn.resume(1)
-                if self.capture is not None:
-                    self.capture.add(chunk)
-                return chunk
-            if self.done:
-                return b""
-            if self.error is not None:
-                raise self.error
-            self.waiter = waiter = self._conn.loop.create_future()
-            try:
-                await asyncio.wait_for(waiter, idle)
-            except TimeoutError:
-                self.timed_out = True
-                raise BodyTimeout(f"no body bytes for {idle}s") from None
-            finally:
-                self.waiter = None
-
-    def discard(self) -> None:
-        """Drop what arrived and whatever still arrives (the answer has left without it)."""
-        self.chunks.clear()
-        self.buffered = 0
-        if self.paused:
-            self.paused = False
-            self._conn.resume(1)
-
-    async def chunks_iter(self, idle: float):
-        while True:
-            chunk = await self.read_chunk(idle)
-            if not chunk:
-                return
-            yield chunk
-
-
-class Request:
-    """One parsed client request: its head as bytes, classified, and its body stream."""
-
-    __slots__ = (
-        "_headers", "authorization", "body", "connection_tokens", "expect_continue", "forward",
-        "host", "keep_alive", "method", "path", "raw_target", "remote", "request_id",
-        "sampled", "target", "version", "xff",
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        self.forward: list[bytes] = []  # b"Name: value\r\n" of each header that goes upstream
-        self.host: bytes | None = None
-        self.authorization: bytes | None = None
-        self.xff: bytes | None = None
-        self.request_id: bytes | None = None
-        self.expect_continue = False
-        self.connection_tokens: list[bytes] | None = None
-        self.body: BodyStream | None = None
-        self._headers: CIMultiDictProxy | None = None
-        self.method = "GET"
-        self.target = ""
-        self.path = ""  # the target up to its query string, not decoded
-        self.raw_target = b""  # the request target as the client sent it
-        self.version = "1.1"
-        self.keep_alive = True
-        self.remote = ""
-        self.sampled: bool | None = None  # recorded? decided once, by the first path to look
-
-    # -- the parts of aiohttp's request the admin API, auth and aggregation read
-    @property
-    def headers(self) -> CIMultiDictProxy:
-        """The request's end-to-end headers and Host (hop-by-hop and identity ones set aside)."""
-        if self._headers is None:
-            out = CIMultiDict()
-            if self.host is not None:
-                out.add("Host", self.host.decode("latin-1"))
-            for line in self.forward:
-                name, _, value = line[:-2].decode("latin-1").partition(": ")
-                out.add(name, value)
-            if self.xff is not None:
-                out.add("X-Forwarded-For", self.xff.decode("latin-1"))
-            if self.request_id is not None:
-                out.add("X-Request-ID", self.request_id.decode("latin-1"))
-            self._headers = CIMultiDictProxy(out)
-        return self._headers
-
-    def get(self, name: str, default=None):
-        """Return one header (route matching reads the request's headers through this)."""
-        return self.headers.get(name, default)
-
-    @property
-    def query(self) -> MultiDictProxy:
-        from urllib.parse import parse_qsl
-
-        return MultiDictProxy(MultiDict(parse_qsl(self.target.partition("?")[2])))
-
-    @property
-    def scheme(self) -> str:
-        return "http"
-
-    async def read(self, limit: int = 10 * 1024 * 1024, idle: float = 10.0) -> bytes:
-        """Return the whole body (admin writes: small JSON)."""
-        if self.body is None:
-            return b""
-        parts, size = [], 0
-        async for chunk in self.body.chunks_iter(idle):
-            size += len(chunk)
-            if size > limit:
-                raise ValueError(f"body over {limit} bytes")
-            parts.append(chunk)
-        return b"".join(parts)
-
-    def forward_lines(self) -> list[bytes]:
-        """Return the header lines to forward, dropping headers the Connection header names."""
-        tokens = self.connection_tokens
-        if not tokens:
-            return self.forward
-        extra = set(tokens)
-        extra.discard(b"keep-alive")
-        extra.discard(b"close")
-        if not extra:
-            return self.forward
-        return [line for line in self.forward if line.split(b":", 1)[0].lower() not in extra]
-
-
-class _Trailers:
-    """Where a chunked request's trailers go: counted against the limits, then dropped.
-
-    From a request's first chunk on, the parser's header callbacks write into this instead of the
-    request (``on_header`` is the same code for both), so nothing a trailer says reaches the
-    request: not a header, not its host, token or body. Only ``body`` is the request's own.
-    """
-
-    __slots__ = ("body", "lines", "req")
-
-    def __init__(self, req: Request):
-        object.__setattr__(self, "req", req)
-        object.__setattr__(self, "body", req.body)
-        object.__setattr__(self, "lines", 0)
-
-    @property
-    def forward(self) -> _Trailers:
-        return self  # on_header appends a forwarded trailer line here: counted, dropped
-
-    def append(self, _line: bytes) -> None:
-        self._count()
-
-    def __getattr__(self, _name: str) -> None:
-        return None  # e.g. connection_tokens: a trailer starts from nothing
-
-    def __setattr__(self, _name: str, _value) -> None:
-        self._count()  # host, authorization, xff...: dropped
-
-    def _count(self) -> None:
-        lines = self.lines + 1
-        if lines > MAX_TRAILERS:
-            raise _HeadRefused(
-                431, "header_too_large", f"The request has over {MAX_TRAILERS} trailer lines."
-            )
-        object.__setattr__(self, "lines", lines)
+    def serve(self, conn: HttpConnection, req: Request) -> Awaitable[None]:
+        """Answer `req`; called in request order, one request of a connection at a time."""
 
 
 class HttpConnection(asyncio.Protocol):
-    """One client connection: parse, queue in order, serve through the gateway."""
+    """One client connection: parse, queue in order, hand each request to the handler."""
 
-    def __init__(self, gateway: Gateway, loop: asyncio.AbstractEventLoop):
-        self.gateway = gateway
+    def __init__(self, server: FrontServer, loop: asyncio.AbstractEventLoop):
+        self.server = server
+        self.handler = server.handler
         self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.queue: deque[Request] = deque()
         self.current: Request | None = None  # being parsed
         self.runner: asyncio.Task | None = None
-        self.exchange = None  # a request on the gateway's fast path (no task), if any
+        self.exchange = None  # a request on the handler's fast path (no task), if any
+        self.memo = None  # what the handler keeps per connection (the pipeline: a token's key)
         self.remote = ""
         self.remote_b = b""  # the client's address as bytes, for X-Forwarded-For
         self.closed = False
-        self.refused: _HeadRefused | None = None
+        self.refused: HeadRefused | None = None
         self.deaf = False
         self.last: Request | None = None  # the latest request whose head was parsed
         self.in_head = False
@@ -339,7 +113,7 @@ class HttpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if peer else ""
         self.remote_b = self.remote.encode()
-        self.gateway.connections.add(self)
+        self.server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         if self.refused is not None or self.deaf:
@@ -347,7 +121,9 @@ class HttpConnection(asyncio.Protocol):
         if self.in_head:
             self.head_bytes += len(data)
             if self.head_bytes > MAX_HEAD:
-                too_large = _HeadRefused(431, "header_too_large", "The request head is too large.")
+                too_large = HeadRefused(
+                    status=431, code="header_too_large", detail="The request head is too large."
+                )
                 self._refuse(too_large)
                 return
         try:
@@ -362,14 +138,16 @@ class HttpConnection(asyncio.Protocol):
                 self.trailer_bytes += len(data)
                 if self.head_bytes + self.trailer_bytes > MAX_HEAD:
                     self._refuse(
-                        _HeadRefused(
-                            431, "header_too_large", "The request head and trailers are too large."
+                        HeadRefused(
+                            status=431,
+                            code="header_too_large",
+                            detail="The request head and trailers are too large.",
                         )
                     )
                     return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
-            if isinstance(cause, _HeadRefused):
+            if isinstance(cause, HeadRefused):
                 self._refuse(cause)
             else:  # a bug must cost this connection, never the server
                 log.error("parsing a request failed", exc_info=cause or exc)
@@ -381,11 +159,13 @@ class HttpConnection(asyncio.Protocol):
             if self.last is not None:
                 self.last.keep_alive = False
         except httptools.HttpParserError as exc:
-            self._refuse(_HeadRefused(400, "bad_request", f"Invalid HTTP request: {exc}."))
+            self._refuse(
+                HeadRefused(status=400, code="bad_request", detail=f"Invalid HTTP request: {exc}.")
+            )
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        self.gateway.connections.discard(self)
+        self.server.connections.discard(self)
         gone = ConnectionResetError("the client closed the connection")
         for req in self.queue:
             if req.body is not None and not req.body.done:
@@ -412,17 +192,25 @@ class HttpConnection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > MAX_LINE:
-            raise _HeadRefused(414, "uri_too_long", f"The request target is over {MAX_LINE} bytes.")
+            raise HeadRefused(
+                status=414,
+                code="uri_too_long",
+                detail=f"The request target is over {MAX_LINE} bytes.",
+            )
         if _HASH in url:  # an int: bytes membership then skips building a TypeError
-            raise _HeadRefused(
-                400, "bad_request", "The request target holds '#': a fragment is never sent."
+            raise HeadRefused(
+                status=400,
+                code="bad_request",
+                detail="The request target holds '#': a fragment is never sent.",
             )
 
     def on_header(self, name: bytes, value: bytes) -> None:
         req = self.current
         if len(name) + len(value) > MAX_LINE:
-            raise _HeadRefused(
-                431, "header_too_large", f"A request header is over {MAX_LINE} bytes."
+            raise HeadRefused(
+                status=431,
+                code="header_too_large",
+                detail=f"A request header is over {MAX_LINE} bytes.",
             )
         kind = _HEADER_KINDS.get(name)
         if kind is None:
@@ -478,7 +266,7 @@ class HttpConnection(asyncio.Protocol):
             and self.runner is None
             and self.exchange is None
             and not self.queue
-            and self.gateway.fast_serve(self, req)
+            and self.handler.fast_serve(self, req)
         ):
             return
         self.queue.append(req)
@@ -496,9 +284,9 @@ class HttpConnection(asyncio.Protocol):
     def on_chunk_header(self) -> None:
         self.trailing = True  # until data comes: the last chunk has none, only trailers
         current = self.current
-        if type(current) is not _Trailers:
+        if type(current) is not Trailers:
             # From the first chunk on, header callbacks can only be trailers: they go to a sink.
-            self.current = _Trailers(current)
+            self.current = Trailers(current)
             self.trailer_bytes = 0
 
     def on_chunk_complete(self) -> None:
@@ -540,7 +328,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport.write(data)
 
     # ------------------------------------------------------------------ serving
-    def _refuse(self, refused: _HeadRefused) -> None:
+    def _refuse(self, refused: HeadRefused) -> None:
         self.refused = refused
         self.in_head = False
         self.trailing = False
@@ -556,7 +344,7 @@ class HttpConnection(asyncio.Protocol):
         refused = self.refused
         if self.closed or refused is None:
             return
-        head = error_head(refused.status, refused.code, refused.detail, "", close=True)
+        head = error_head(refused.status, refused.code, refused.detail, close=True)
         self.transport.write(head)
         self.transport.close()
 
@@ -578,14 +366,14 @@ class HttpConnection(asyncio.Protocol):
             self._send_refusal()
 
     async def _run(self, pending=None) -> None:
-        gateway = self.gateway
+        handler = self.handler
         queue = self.queue
         try:
             if pending is not None and not await self._serve_one(*pending, queued=False):
                 return
             while queue and not self.closed:
                 req = queue[0]
-                if not await self._serve_one(req, gateway.serve(self, req), queued=True):
+                if not await self._serve_one(req, handler.serve(self, req), queued=True):
                     return
             self.idle_since = self.loop.time()
             if self.refused is not None:
@@ -620,7 +408,7 @@ class HttpConnection(asyncio.Protocol):
 
     async def _linger(self, body: BodyStream) -> bool:
         """Read and drop the rest of an unread body for a while; return whether to keep going."""
-        deadline = self.loop.time() + self.gateway.config.linger
+        deadline = self.loop.time() + self.server.linger
         try:
             while True:
                 body.discard()
@@ -640,35 +428,63 @@ class HttpConnection(asyncio.Protocol):
             return
         if self.in_head and now - self.head_started > head_timeout:
             self._refuse(
-                _HeadRefused(408, "request_timeout", "The request head arrived too slowly.")
+                HeadRefused(
+                    status=408,
+                    code="request_timeout",
+                    detail="The request head arrived too slowly.",
+                )
             )
         elif not self.in_head and not self.queue and now - self.idle_since > keepalive:
             self.transport.close()
 
 
-def error_body(code: str, detail: str) -> bytes:
-    import json
+class FrontServer:
+    """Listen for clients and keep their connections: idle ones closed, slow heads refused.
 
-    return json.dumps({"error": code, "detail": detail, "fields": {}}).encode()
+    It knows requests as bytes and limits, never routes: what answers them is `handler`.
+    """
 
+    def __init__(
+        self, handler: RequestHandler, *, keepalive_timeout: float, head_timeout: float,
+        linger: float,
+    ):  # fmt: skip
+        self.handler = handler
+        self.keepalive_timeout, self.head_timeout = keepalive_timeout, head_timeout
+        self.linger = linger
+        self.connections: set[HttpConnection] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._sweeper: asyncio.Task | None = None
 
-def error_head(
-    status: int, code: str, detail: str, request_id: str, *, close: bool = False,
-    extra: list[tuple[str, str]] | None = None,
-) -> bytes:  # fmt: skip
-    """Return a whole proxy-made JSON error answer as bytes."""
-    body = error_body(code, detail)
-    lines = [
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n",
-        "Content-Type: application/json; charset=utf-8\r\n",
-        f"Content-Length: {len(body)}\r\n",
-        "X-Strangler-Upstream: proxy\r\n",
-    ]
-    if request_id:
-        lines.append(f"X-Request-ID: {request_id}\r\n")
-    for name, value in extra or ():
-        lines.append(f"{name}: {value}\r\n")
-    if close:
-        lines.append("Connection: close\r\n")
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1") + body
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> int:
+        """Listen on `host`:`port` (0: any free port); return the bound port."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: HttpConnection(self, loop), host, port, reuse_port=reuse_port or None,
+            backlog=1024,
+        )  # fmt: skip
+        self._sweeper = loop.create_task(self._sweep())
+        return self._server.sockets[0].getsockname()[1]
+
+    def stop_listening(self) -> None:
+        """Accept no new connection; the open ones go on."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            self._server.close()
+
+    def close_connections(self) -> None:
+        """Cancel what the open connections are serving, and close them."""
+        for conn in list(self.connections):
+            if conn.runner is not None:
+                conn.runner.cancel()
+            if conn.transport is not None:
+                conn.transport.close()
+
+    async def _sweep(self) -> None:
+        """Once a second: close idle keep-alive connections and heads that arrive too slowly."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            for conn in list(self.connections):
+                conn.sweep(now, keepalive=self.keepalive_timeout, head_timeout=self.head_timeout)

@@ -27,20 +27,19 @@ token after its logout's answer has left, and nothing polls.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
+import logging
 import mmap
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .routes import RouteTableError, table_from_dict
+from .config import ProxyConfig
+from .metrics import Metrics
 
-if TYPE_CHECKING:
-    from .config import ProxyConfig
-    from .gateway import Gateway
+log = logging.getLogger("strangler_proxy")
 
 POLL_SECONDS = 0.05
 METRICS_SECONDS = 1.0  # how often each worker publishes its metrics for the others
@@ -48,6 +47,7 @@ _RING = 4096  # revocations kept; a worker further behind than that forgets ever
 _SLOT = 40  # one revocation: kind byte, then a token's 32-byte hash or a user id's digits
 _REVOKED_SIZE = 8 + _RING * _SLOT
 _TOKEN, _USER = 1, 2
+_RANK = {"closed": 0, "half_open": 1, "open": 2}  # breaker states, the worst last
 
 
 def _slot_encode(message: str) -> bytes:
@@ -103,27 +103,6 @@ class SharedTable:
             self._seen = None  # caught mid-replace on an odd filesystem: look again next time
             return None
 
-    def sync(self, gateway: Gateway) -> bool:
-        """Adopt a newer table from the file, if there is one; return whether one was adopted."""
-        data = self.read_if_changed()
-        if data is None:
-            return False
-        table_data = data.get("table") or {}
-        version = int(table_data.get("version") or 0)
-        if version <= gateway.table.version:
-            return False
-        try:
-            table = table_from_dict(table_data, monolith_url=None, version=version)
-        except RouteTableError:
-            return False  # validated by the worker that wrote it; never install a broken one
-        gateway.table_adopt(table, data.get("changes") or [])
-        return True
-
-    async def wait_change(self, gateway: Gateway) -> None:
-        """Poll the file until a newer table is adopted."""
-        while not self.sync(gateway):
-            await asyncio.sleep(POLL_SECONDS)
-
 
 class SharedMetrics:
     """Each worker's metrics in a file of its own; a scrape sums its own and the others'."""
@@ -139,6 +118,42 @@ class SharedMetrics:
         aside = self.mine.with_suffix(".tmp")
         aside.write_text(json.dumps(snapshot), encoding="utf-8")
         os.replace(aside, self.mine)
+
+    def view(self, own: Metrics, breakers: dict[str, str]) -> tuple[Metrics, dict[str, str]]:
+        """Return every worker's figures summed, and each instance's worst breaker state.
+
+        This worker publishes its own figures first: a worker's file then never holds less than
+        any scrape already reported for it, so totals never drop from one scrape to the next,
+        whichever worker answers. A file that is malformed is skipped whole; breaker states
+        from a file not refreshed for 3 s (a worker that is gone) are ignored.
+        """
+        self.publish_safely(own.snapshot() | {"breakers": breakers})
+        breakers = dict(breakers)
+        others = []
+        for data, age in self.others():
+            try:
+                others.append(Metrics.from_snapshot(data))
+            except ValueError as exc:
+                log.warning("skipping another worker's metrics: %s", exc)
+                continue
+            theirs = data.get("breakers")
+            if age > 3 * METRICS_SECONDS or not isinstance(theirs, dict):
+                continue
+            for url, state in theirs.items():
+                if (
+                    isinstance(state, str)
+                    and state in _RANK
+                    and (url not in breakers or _RANK[state] > _RANK.get(breakers[url], 0))
+                ):
+                    breakers[url] = state
+        return Metrics.merged(own, others), breakers
+
+    def publish_safely(self, snapshot: dict[str, Any]) -> None:
+        """Publish, logging a failure: a full disk must not stop a worker serving or answering."""
+        try:
+            self.publish(snapshot)
+        except Exception:
+            log.exception("publishing this worker's metrics failed")
 
     def others(self) -> list[tuple[dict[str, Any], float]]:
         """Return the latest figures every other worker published, each with its age in seconds

@@ -12,10 +12,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass, field
 
-from .routes import Service
+import aiohttp
+
+from .routes import MONOLITH, Service
+
+log = logging.getLogger("strangler_proxy")
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
@@ -70,6 +76,16 @@ class Instance:
     @classmethod
     def from_url(cls, url: str, *, static: bool = True) -> Instance:
         return cls(url=url, host=url.split("://", 1)[1].rstrip("/"), static=static)
+
+    def judge(self, status: int) -> bool:
+        """Feed an answer's status to the breaker; return whether it was a failure (5xx)."""
+        breaker = self.breaker
+        if status >= 500:
+            breaker.record(False, time.monotonic())
+            return True
+        if breaker.state != CLOSED or breaker.failures:
+            breaker.record(True, time.monotonic())
+        return False
 
     def as_dict(self) -> dict:
         return {
@@ -136,3 +152,84 @@ class ServicePool:
             return min(candidates, key=lambda i: i.outstanding)
         self._next = (self._next + 1) % len(candidates)
         return candidates[self._next]
+
+
+class UpstreamPools:
+    """The pool of every service of the table in force, kept across tables.
+
+    ``install`` (the table store's ``on_install``) builds the pools of a new table, keeping each
+    known instance's breaker and counters, and the instances discovered for a service that is
+    still discovered. ``maintain`` refreshes discovered instances every second and checks each
+    service's ``health_path`` every ``health_interval`` seconds.
+    """
+
+    def __init__(self, *, monolith_url: str):
+        self.by_name: dict[str, ServicePool] = {}
+        self.monolith_url = monolith_url  # when the table names no monolith instance
+
+    def __getitem__(self, name: str) -> ServicePool:
+        return self.by_name[name]
+
+    def get(self, name: str) -> ServicePool | None:
+        return self.by_name.get(name)
+
+    def install(self, table) -> None:
+        """Build the pools of `table`'s services (a RouteTable)."""
+        known: dict[str, Instance] = {
+            i.url: i for pool in self.by_name.values() for i in pool.instances
+        }
+        pools = {}
+        for name, service in table.services.items():
+            pool = self.by_name.get(name)
+            if pool is None or pool.service != service:
+                old_discovered = [i for i in pool.instances if not i.static] if pool else []
+                pool = ServicePool(service, known)
+                pool.instances += old_discovered if service.discovery else []
+            pools[name] = pool
+        self.by_name = pools
+
+    def monolith(self) -> str:
+        """Return the URL of a monolith instance (where tokens are looked up)."""
+        pool = self.by_name.get(MONOLITH)
+        return pool.pick().url if pool and pool.instances else self.monolith_url
+
+    def breakers(self) -> dict[str, str]:
+        """Return each instance's breaker state, by URL."""
+        return {i.url: i.breaker.state for pool in self.by_name.values() for i in pool.instances}
+
+    def instances(self) -> dict[str, list[dict]]:
+        """Return every pool's instances with health, breaker and requests in flight."""
+        return {name: [i.as_dict() for i in pool.instances] for name, pool in self.by_name.items()}
+
+    async def maintain(self, *, registry, session) -> None:
+        """Refresh registry instances every second and health-check instances when due."""
+        last_check: dict[str, float] = {}
+        while True:
+            try:
+                now = time.monotonic()
+                for name, pool in list(self.by_name.items()):
+                    if pool.service.discovery:
+                        pool.set_discovered(await registry.instances(service=name))
+                    if (
+                        pool.service.health_path
+                        and now - last_check.get(name, 0) >= pool.service.health_interval
+                    ):
+                        last_check[name] = now
+                        await asyncio.gather(*(_health(session, pool, i) for i in pool.instances))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the maintenance loop must outlive a Redis hiccup
+                log.exception("registry refresh or health check failed")
+            await asyncio.sleep(1.0)
+
+
+async def _health(session, pool: ServicePool, instance: Instance) -> None:
+    try:
+        async with session.get(
+            instance.url + pool.service.health_path,
+            timeout=aiohttp.ClientTimeout(total=2),
+            allow_redirects=False,
+        ) as resp:
+            instance.healthy = resp.status < 500
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        instance.healthy = False

@@ -53,14 +53,14 @@ def test_unknown_key_is_named_with_file_key_and_value(tmp_path):
 def test_bad_mode_in_rollout_is_refused(tmp_path):
     path = _write(tmp_path, [('mode = "canary:50"', 'mode = "canary:150"')])
     message = _problems(path)
-    assert "rollout[2].mode: canary percentage must be above 0 and below 100" in message
+    assert "rollout[2].mode: canary percentage in 'canary:150' must be between 0 and 100" in message
     assert "'canary:150'" in message
 
 
 def test_unknown_mode_name_is_refused(tmp_path):
     path = _write(tmp_path, [('mode = "shadow"', 'mode = "shadowy"')])
     assert (
-        "rollout[0].mode: must be one of monolith, shadow, canary:P, extracted; got 'shadowy'"
+        "rollout[0].mode: mode 'shadowy' is not one of monolith, shadow, canary:P, extracted"
         in (_problems(path))
     )
 

@@ -117,3 +117,29 @@ def test_malformed_keys_are_refused_naming_the_entry_never_the_secret(raw, why):
     with pytest.raises(IdentityError, match=why) as caught:
         identity_keys_parse(raw)
     assert "secret-0123" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [ALICE, Identity(user_id="42"), Identity(user_id="9", email='q"uo\\te é@x', is_staff=False)],
+)
+def test_the_signer_writes_exactly_the_claims_the_verifier_reads(identity):
+    from service_kit.identity import CLAIMS, REQUIRED, IdentitySigner, identity_claims
+
+    now = 1_796_680_000
+    header = IdentitySigner(KEYS, ttl=20).sign(identity, "payments", "GET", "/api/ä/", now=now)
+    claims = jwt.decode(header, "first-secret-0123456789abcdef-0123", algorithms=["HS256"],
+                        audience="payments", options={"verify_exp": False})  # fmt: skip
+    assert claims == identity_claims(
+        identity=identity, audience="payments", method="GET", path="/api/ä/", issued=now, ttl=20
+    )
+    assert list(claims) == list(CLAIMS) and set(REQUIRED) <= set(claims)
+    assert verify(header, method="GET", path="/api/ä/", now=now) == identity
+
+
+def test_a_key_longer_than_a_block_signs_as_the_standard_says():
+    from service_kit.identity import IdentitySigner
+
+    secret = "k2:" + "s" * 100
+    header = IdentitySigner(identity_keys_parse(secret)).sign(ALICE, "payments", "POST", "/")
+    assert jwt.decode(header, "s" * 100, algorithms=["HS256"], audience="payments")["sub"] == "7"

@@ -61,9 +61,9 @@ def test_the_top_level_routes_command_finds_the_token_in_the_var_dir(capsys, mon
 
 @aio
 async def _top_level_routes(capsys):
-    from strangler_proxy import routes_cli
+    from migrations_playbook.cli import main as strangler  # the console script `strangler`
 
     async with upstream(name="mono") as mono, gateway(monolith=mono.url) as (_, base):
-        code = await asyncio.to_thread(routes_cli.main, ["--url", base])
+        code = await asyncio.to_thread(strangler, ["routes", "--url", base])
     assert code == 0
     assert "default                  monolith     monolith" in capsys.readouterr().out

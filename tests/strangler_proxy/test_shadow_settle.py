@@ -101,3 +101,35 @@ async def test_a_candidate_that_catches_up_while_the_monolith_moves_on_is_not_a_
         async with client.get(base + "/_strangler/diffs?route=payments", headers=ADMIN) as resp:
             figures = (await resp.json())["routes"]["payments"]
     assert (figures["compared"], figures["diffs"]) == (1, 0)
+
+
+@aio
+async def test_the_cap_on_mirrors_in_flight_holds_while_one_settles():
+    in_flight, most = [0], [0]
+
+    async def monolith(request):
+        return web.json_response({"count": 1})
+
+    async def wrong(request):  # always differs: each mirror settles for its whole window
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        try:
+            return web.json_response({"count": 0})
+        finally:
+            in_flight[0] -= 1
+
+    async with (
+        upstream(monolith, name="mono") as mono,
+        upstream(wrong, name="cand") as cand,
+        gateway(_table(cand.url, 600), monolith=mono.url, shadow_concurrency=1) as (gw, base),
+        aiohttp.ClientSession() as client,
+    ):
+        for _ in range(4):  # answered at once; the first mirror settles for 600 ms meanwhile
+            async with client.get(base + "/api/payments/") as resp:
+                assert resp.status == 200
+        skipped_while_settling = gw.metrics.shadow[("payments", "skipped")]
+        await gw.shadow.drain()
+        figures = gw.metrics.shadow
+    assert skipped_while_settling == 3
+    assert (figures[("payments", "diff")], figures[("payments", "skipped")]) == (1, 3)
+    assert most[0] == 1
