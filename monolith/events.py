@@ -9,6 +9,8 @@ field for field; the writer validates them and fails loudly on any drift.
 |---------------------|----------------|----------------------------------------------|
 | `user.registered`   | user (id)      | `users.services.user_register`               |
 | `user.updated`      | user (id)      | `users.services.user_update`, if a field changed |
+| `user.token_issued` | user (id)      | `users.services.token_create` (a login)      |
+| `user.token_revoked` | user (id)    | `users.services.token_revoke*` (logout, password change, deactivation) |
 | `order.placed`      | order (uuid)   | `orders.services.order_create`               |
 | `order.cancelled`   | order (uuid)   | `orders.services.order_cancel`               |
 | `order.paid`        | order (uuid)   | `payments.services.payment_create` (success) |
@@ -29,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import outbox
+from service_kit import user_events
 
 if TYPE_CHECKING:
     from monolith.orders.models import Order, OrderItem
@@ -42,39 +45,13 @@ def _money(value) -> str:
 
 
 def user_registered_publish(*, user: User) -> OutboxEvent:
-    """Record `user.registered` for a user just created."""
-    return outbox.publish(
-        event_type="user.registered",
-        aggregate_type="user",
-        aggregate_id=str(user.pk),
-        payload={
-            "user_id": user.pk,
-            "email": user.email,
-            "full_name": user.full_name,
-            "is_staff": user.is_staff,
-            "date_joined": user.date_joined,
-        },
-    )
+    """Record `user.registered` (v2, the shared state: service_kit.user_events) for a new user."""
+    return user_events.user_registered_publish(user=user)
 
 
 def user_updated_publish(*, user: User, changed: Iterable[str]) -> OutboxEvent:
-    """Record `user.updated` naming the `changed` fields of a saved user (at least one)."""
-    # A changed password is named, never sent; duplicates collapse, order is kept.
-    names = list(dict.fromkeys(changed))
-    if not names:
-        raise ValueError("user.updated needs at least one changed field; write no event instead.")
-    return outbox.publish(
-        event_type="user.updated",
-        aggregate_type="user",
-        aggregate_id=str(user.pk),
-        payload={
-            "user_id": user.pk,
-            "email": user.email,
-            "full_name": user.full_name,
-            "changed": names,
-            "updated_at": user.updated_at,
-        },
-    )
+    """Record `user.updated` (v2) naming the `changed` fields of a saved user (at least one)."""
+    return user_events.user_updated_publish(user=user, changed=changed)
 
 
 def order_placed_publish(*, order: Order, items: Sequence[OrderItem]) -> OutboxEvent:

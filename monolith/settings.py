@@ -120,7 +120,13 @@ STRANGLER_IMPORT_MAX_BYTES = env_int("STRANGLER_IMPORT_MAX_BYTES", 5 * 1_048_576
 
 # ---------------------------------------------------------------- API
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["service_kit.auth.BearerTokenAuthentication"],
+    # The identity the proxy signed for the monolith first (from step 2 the proxy verifies a
+    # token once, with whichever half owns identity); a bare Bearer token is still checked here,
+    # where the monolith owns identity (the proxy asks it) or is called directly.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "service_kit.identity_auth.SignedIdentityUserAuthentication",
+        "service_kit.auth.BearerTokenAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("STRANGLER_PAGE_SIZE", 20),
@@ -140,6 +146,15 @@ REST_KNOX = {
     "TOKEN_TTL": timedelta(seconds=STRANGLER_TOKEN_TTL_S),
     "AUTO_REFRESH": False,
 }
+# The proxy's identity keys ("kid:secret,..."); unset: the var dir's, as the proxy reads it.
+STRANGLER_IDENTITY_SECRET = env_str("STRANGLER_IDENTITY_SECRET", "") or var_secret(
+    var_dir=VAR_DIR, name="identity-secret"
+)
+STRANGLER_IDENTITY_AUDIENCE = env_str("STRANGLER_IDENTITY_AUDIENCE", STRANGLER_SERVICE_NAME)
+# Users the users service registers get ids from here up (step 2); the monolith's stay below.
+STRANGLER_USERS_ID_START = env_int("STRANGLER_USERS_ID_START", 1_000_000_000)
+# How long a signed identity waits for its user's registration to arrive from the other half.
+STRANGLER_USER_REPLICA_WAIT_MS = env_int("STRANGLER_USER_REPLICA_WAIT_MS", 1500)
 # Login throttles (service_kit/login_throttle.py): failures per account, attempts per address.
 STRANGLER_LOGIN_ACCOUNT_FAILURES = env_int("STRANGLER_LOGIN_ACCOUNT_FAILURES", 10)
 STRANGLER_LOGIN_ACCOUNT_WINDOW_S = env_int("STRANGLER_LOGIN_ACCOUNT_WINDOW_S", 900)

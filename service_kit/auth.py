@@ -46,6 +46,18 @@ class BearerTokenAuthentication(TokenAuthentication):
         return self.validate_user(auth_token)
 
 
+def bearer_token(request) -> str:
+    """Return the token of the request's `Authorization: Bearer <token>` header, or raise 401.
+
+    Logout revokes the token the request was made with, whoever vouched for the caller (this
+    half's token check, or the proxy's signed identity).
+    """
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() != BearerTokenAuthentication.keyword.lower() or not token.strip():
+        raise AuthenticationFailed("Log out with the token to revoke: Authorization: Bearer <token>.")
+    return token.strip()
+
+
 class BearerTokenScheme(OpenApiAuthenticationExtension):
     """Describe BearerTokenAuthentication in the OpenAPI document (`Authorization: Bearer`)."""
 
@@ -56,3 +68,14 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         return build_bearer_security_scheme_object(
             header_name="Authorization", token_prefix=BearerTokenAuthentication.keyword
         )
+
+
+class SignedIdentityScheme(OpenApiAuthenticationExtension):
+    """Describe the identity the proxy signs (`X-Strangler-Identity`): clients send a Bearer
+    token to the proxy, which checks it once and sends this header to the half."""
+
+    target_class = "service_kit.identity_auth.SignedIdentityUserAuthentication"
+    name = "signedIdentity"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "X-Strangler-Identity"}

@@ -99,3 +99,52 @@ class SignedIdentityAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+class SignedIdentityUserAuthentication(SignedIdentityAuthentication):
+    """Trust the signed identity, and give the request the user's row of this half's table.
+
+    For a half that holds users (the monolith, the users service): its views need a real user
+    (foreign keys, the password check of a password change), so the identity the proxy vouched
+    for is looked up by id. A user registered on the other half a moment ago may not have
+    reached this one yet: the lookup waits for its `user.registered` event, polling outside any
+    transaction for at most `STRANGLER_USER_REPLICA_WAIT_MS` (1500), then answers 503
+    `user_not_replicated` (retry). An inactive user is refused like a bad token. Without the
+    header it steps aside, so the half's own token check (listed next) decides.
+    """
+
+    def authenticate(self, request: Request):
+        if request.headers.get(HEADER) is None:
+            return None  # a bare Bearer token: this half checks it itself (next class)
+        found = super().authenticate(request)
+        if found is None:
+            return None
+        caller, identity = found
+        user = user_replica_wait(user_id=caller.pk)
+        if not user.is_active:
+            raise AuthenticationFailed("User inactive or deleted.")
+        return user, identity
+
+
+def user_replica_wait(*, user_id: int):
+    """Return this half's user `user_id`, waiting a moment for its event; raise 503 if absent."""
+    import time
+
+    from django.contrib.auth import get_user_model
+
+    from .errors import UpstreamUnavailable
+
+    model = get_user_model()
+    wait_ms = int(getattr(settings, "STRANGLER_USER_REPLICA_WAIT_MS", 1500))
+    deadline = time.monotonic() + wait_ms / 1000
+    while True:
+        user = model.objects.filter(pk=user_id).first()
+        if user is not None:
+            return user
+        if time.monotonic() >= deadline:
+            raise UpstreamUnavailable(
+                f"User {user_id} is not known to this half yet (their registration is still on "
+                "its way from the other half); retry in a moment.",
+                code="user_not_replicated",
+            )
+        time.sleep(0.05)

@@ -43,6 +43,9 @@ class User(AbstractUser):
     email = models.EmailField("email address", max_length=254, unique=True)
     full_name = models.CharField(max_length=150, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Every token made until this moment is revoked (a password change, a deactivation), on
+    # whichever half it was made: see service_kit/user_events.py.
+    tokens_revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []

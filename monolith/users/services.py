@@ -20,6 +20,7 @@ Rules enforced here, whoever calls (the API, the admin, imports):
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,11 @@ from monolith.events import user_registered_publish, user_updated_publish
 from service_kit.errors import DomainError
 from service_kit.login_throttle import login_attempt_begin, login_attempt_succeeded
 from service_kit.revocations import revocation_publish
+from service_kit.user_events import (
+    token_issued_publish,
+    token_revoked_publish,
+    tokens_watermark_raise,
+)
 
 from .models import CacheEntry, User
 
@@ -189,10 +195,21 @@ def user_login(*, email: str, password: str, client_address: str) -> str:
     return token
 
 
-def user_logout(*, token: AuthToken) -> None:
-    """Revoke the token the caller used; the user's other tokens (other devices) stay valid."""
+def user_logout(*, user: User, token: str) -> None:
+    """Revoke the token the caller used; the user's other tokens (other devices) stay valid.
+
+    From step 2 a token may have been made by the other half a moment ago: its digest is
+    waited for (at most STRANGLER_USER_REPLICA_WAIT_MS), and the revocation is published
+    whether or not it arrived, so the half that made it deletes it too.
+    """
+    digest = hash_token(token)
+    deadline = time.monotonic() + settings.STRANGLER_USER_REPLICA_WAIT_MS / 1000
+    while not AuthToken.objects.filter(digest=digest).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     with transaction.atomic():
-        token_revoke(token=token)
+        AuthToken.objects.filter(digest=digest, user=user).delete()
+        token_revoked_publish(user_id=user.pk, digests=[digest])
+        _revocation_after_commit(user_id=user.pk)
 
 
 def token_create(*, user: User) -> str:
@@ -206,19 +223,23 @@ def token_create(*, user: User) -> str:
     with transaction.atomic():
         # knox's own create() would keep the token's first 15 characters in clear as a lookup
         # handle; we look tokens up by digest, so the handle is cut from the digest instead.
-        AuthToken(
+        made = AuthToken(
             digest=digest,
             token_key=digest[: CONSTANTS.TOKEN_KEY_LENGTH],
             user=user,
             expiry=timezone.now() + timedelta(seconds=settings.STRANGLER_TOKEN_TTL_S),
-        ).save(force_insert=True)
+        )
+        made.save(force_insert=True)
+        # The other users half learns the digest (step 2), so the token works on both.
+        token_issued_publish(token=made)
         keep = max(1, settings.STRANGLER_TOKENS_PER_USER)
-        oldest = (
+        oldest = list(
             AuthToken.objects.filter(user=user)
             .order_by("-created", "-digest")
             .values_list("digest", flat=True)[keep:]
         )
-        if AuthToken.objects.filter(digest__in=list(oldest)).delete()[0]:
+        if AuthToken.objects.filter(digest__in=oldest).delete()[0]:
+            token_revoked_publish(user_id=user.pk, digests=oldest)
             _revocation_after_commit(user_id=user.pk)
     return token
 
@@ -227,13 +248,21 @@ def token_revoke(*, token: AuthToken) -> None:
     """Delete one token; the proxy is told once the deletion commits."""
     with transaction.atomic():
         AuthToken.objects.filter(digest=token.digest).delete()
+        token_revoked_publish(user_id=token.user_id, digests=[token.digest])
         _revocation_after_commit(user_id=token.user_id)
 
 
 def token_revoke_all(*, user: User) -> int:
-    """Delete every token of `user` and return how many; the proxy is told after commit."""
+    """Delete every token of `user` and return how many; the proxy is told after commit.
+
+    The user's token watermark moves to now: a token this half or the other made before it is
+    refused even if its own event arrives later (service_kit.user_events).
+    """
     with transaction.atomic():
+        digests = list(AuthToken.objects.filter(user=user).values_list("digest", flat=True))
         deleted, _ = AuthToken.objects.filter(user=user).delete()
+        mark = tokens_watermark_raise(user=user)
+        token_revoked_publish(user_id=user.pk, digests=digests, before=mark)
         _revocation_after_commit(user_id=user.pk)
     return deleted
 

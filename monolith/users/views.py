@@ -7,7 +7,7 @@ from rest_framework import permissions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from service_kit.auth import BearerTokenAuthentication
+from service_kit.auth import BearerTokenAuthentication, bearer_token
 from service_kit.login_throttle import client_address
 from service_kit.parsers import BoundedJSONParser
 
@@ -153,5 +153,5 @@ class LogoutView(UsersAPIView):
     )
     def post(self, request):
         """Log out: the token in use stops working at once; other devices' tokens stay."""
-        services.user_logout(token=request.auth)
+        services.user_logout(user=request.user, token=bearer_token(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

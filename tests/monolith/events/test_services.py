@@ -8,6 +8,7 @@ import pytest
 
 from monolith.orders.services import order_cancel, order_create, order_ship
 from monolith.payments.services import payment_create, payment_refund
+from monolith.users.models import User
 from monolith.users.services import user_register, user_update
 from outbox.models import OutboxEvent
 from tests.catalogue import stocked
@@ -70,10 +71,15 @@ def test_updating_a_user_with_the_same_values_writes_no_event(user):
 def test_a_password_change_is_named_but_never_sent(user):
     user_update(user=user, password="An0ther-Passw0rd!", current_password="s3cret-Passw0rd")
 
-    [row] = events("user", user.pk)
+    row, revoked = events("user", user.pk)
     assert row.payload["changed"] == ["password"]
+    # The hash travels (the other users half must check the same password), the password never.
+    assert row.payload["password_hash"] == User.objects.get(pk=user.pk).password
     assert not any("Passw0rd" in str(value) for value in row.payload.values())
     assert_valid(row)
+    # Every token made until now is revoked, on whichever half it was made.
+    assert revoked.event_type == "user.token_revoked"
+    assert revoked.payload["before"] is not None
 
 
 def test_a_refused_update_writes_no_event(user):

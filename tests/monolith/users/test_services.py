@@ -111,12 +111,12 @@ def test_user_login_of_an_unknown_email_raises_invalid_credentials():
     assert caught.value.status_code == 401
 
 
-def test_user_logout_of_a_token_already_revoked_is_harmless(user):
-    services.token_create(user=user)
-    token = AuthToken.objects.get(user=user)
+def test_user_logout_of_a_token_already_revoked_is_harmless(user, settings):
+    settings.STRANGLER_USER_REPLICA_WAIT_MS = 0
+    token = services.token_create(user=user)
     services.token_revoke_all(user=user)
 
-    services.user_logout(token=token)
+    services.user_logout(user=user, token=token)
 
     assert not AuthToken.objects.filter(user=user).exists()
 
