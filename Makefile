@@ -45,6 +45,8 @@ test: lint
 		$(BIN)/pytest tests/extracted/payments --ds=extracted.payments.settings $(PYTEST_ARGS)
 	$(TEST_ENV) DATABASE_URL=$(TEST_DATABASE_URL)_orders \
 		$(BIN)/pytest tests/extracted/orders --ds=extracted.orders.settings $(PYTEST_ARGS)
+	$(TEST_ENV) DATABASE_URL=$(TEST_DATABASE_URL)_users \
+		$(BIN)/pytest tests/extracted/users --ds=extracted.users.settings $(PYTEST_ARGS)
 
 ## secrets: write the secrets compose.yaml requires into .env (mode 0600), generating the missing
 ## ones and keeping the others; needs only Python, no virtualenv (docs/running.md, "On Docker").

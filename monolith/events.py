@@ -10,7 +10,7 @@ field for field; the writer validates them and fails loudly on any drift.
 | `user.registered`   | user (id)      | `users.services.user_register`               |
 | `user.updated`      | user (id)      | `users.services.user_update`, if a field changed |
 | `user.token_issued` | user (id)      | `users.services.token_create` (a login)      |
-| `user.token_revoked` | user (id)    | `users.services.token_revoke*` (logout, password change, deactivation) |
+| `user.token_revoked`| user (id)      | logout, password change, deactivation        |
 | `order.placed`      | order (uuid)   | `orders.services.order_create`               |
 | `order.cancelled`   | order (uuid)   | `orders.services.order_cancel`               |
 | `order.paid`        | order (uuid)   | `payments.services.payment_create` (success) |

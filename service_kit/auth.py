@@ -54,7 +54,9 @@ def bearer_token(request) -> str:
     """
     scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
     if scheme.lower() != BearerTokenAuthentication.keyword.lower() or not token.strip():
-        raise AuthenticationFailed("Log out with the token to revoke: Authorization: Bearer <token>.")
+        raise AuthenticationFailed(
+            "Log out with the token to revoke: Authorization: Bearer <token>."
+        )
     return token.strip()
 
 

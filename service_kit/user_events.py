@@ -5,12 +5,12 @@ every token digest, and each serves some requests: a write happens only in the h
 it, and reaches the other through these events (the other applies them; its own come back as
 echoes and are dropped by the outbox runtime, by origin).
 
-| event                | payload                                                    | applied as            |
-|----------------------|------------------------------------------------------------|-----------------------|
-| `user.registered` v2 | the user's shared state (below)                            | insert or newer-wins  |
-| `user.updated` v2    | the shared state after the change, and `changed`           | newer `updated_at` wins |
-| `user.token_issued`  | the token's SHA-512 `digest`, `created`, `expiry`          | insert unless revoked since |
-| `user.token_revoked` | `digests`, and `before`: every token created until then too | delete; raise the user's watermark |
+| event                | payload                                   | applied as                    |
+|----------------------|-------------------------------------------|-------------------------------|
+| `user.registered` v2 | the user's shared state (below)           | insert, or newer `updated_at` |
+| `user.updated` v2    | the state after the change, `changed`     | newer `updated_at` wins       |
+| `user.token_issued`  | the token's SHA-512 `digest`, times       | insert unless revoked since   |
+| `user.token_revoked` | `digests`; `before`: every older token    | delete; raise the watermark   |
 
 The shared state is what both halves own and reconcile compares: id, email, full name, the
 staff, active and superuser flags, `date_joined`, the Django **password hash** (so a password
@@ -212,9 +212,7 @@ def user_replica_apply(*, payload: dict[str, Any]) -> str:
     if payload.get("password_hash"):
         fields["password"] = payload["password_hash"]
     with transaction.atomic():
-        taken = (
-            User.objects.filter(email__iexact=fields["email"]).exclude(pk=user_id).first()
-        )
+        taken = User.objects.filter(email__iexact=fields["email"]).exclude(pk=user_id).first()
         if taken is not None:
             raise ReplicaConflict(
                 f"user {user_id} cannot take the email of user {taken.pk} here: both halves "
@@ -281,13 +279,14 @@ def token_revoked_apply(*, payload: dict[str, Any]) -> int:
     user_id = int(payload["user_id"])
     before = _when(payload.get("before"))
     with transaction.atomic():
-        deleted, _ = AuthToken.objects.filter(user_id=user_id, digest__in=payload["digests"]).delete()
+        listed = AuthToken.objects.filter(user_id=user_id, digest__in=payload["digests"])
+        deleted, _ = listed.delete()
         if before is not None:
             more, _ = AuthToken.objects.filter(user_id=user_id, created__lte=before).delete()
             deleted += more
-            User.objects.filter(pk=user_id).filter(
-                _older_watermark(before)
-            ).update(tokens_revoked_at=before)
+            User.objects.filter(pk=user_id).filter(_older_watermark(before)).update(
+                tokens_revoked_at=before
+            )
     return deleted
 
 
