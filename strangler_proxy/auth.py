@@ -1,10 +1,24 @@
 """Authentication at the edge: validate a client's Bearer token once, then vouch for the user.
 
-The monolith's tokens are opaque DRF tokens, so the proxy asks the monolith who a token belongs
-to (``GET /api/users/me/`` with the token) and caches the answer: a known user for
+Tokens are opaque (knox), so the proxy asks the half that owns identity who a token belongs to
+(``GET /api/users/me/`` with the token) and caches the answer: a known user for
 ``auth_cache_ttl`` seconds, an unknown token for a fifth of that. Concurrent requests with the
-same new token share one lookup. A token the monolith refuses yields no identity: the request
+same new token share one lookup. A token every owner refuses yields no identity: the request
 still goes upstream, which answers 401 itself.
+
+The owners are the route table's (``RouteTable.identity_owners``): the monolith alone, or, from
+step 2 on, both users halves in the order the users route's mode gives, asked in turn until one
+knows the token. Both halves hold every token's digest (replicated by ``user.token_*`` events),
+so the second is asked only for a token made on it a moment ago. Because a half learns the
+other's revocations a moment late too, two rules keep every revocation:
+
+* a token the proxy saw revoked (a logout it forwarded, or one another proxy or worker
+  announced) is refused for good without asking anyone: a revoked token never comes back;
+* for ``REVOKED_USER_SETTLE_S`` after a user's tokens were revoked (``user:<id>``: a password
+  change, a deactivation, a logout on a half), a token of that user needs **every** owner to
+  vouch; an owner that does not know it yet is asked again until ``REPLICATION_WAIT_S``, since
+  a token made on the other half reaches it within the events' lag while a revoked one never
+  comes back.
 
 A logout the proxy forwarded (and the monolith accepted) drops the token at once, and a
 password change drops every token of its user: ``revoke`` here, and through ``revocation.py``
@@ -22,12 +36,17 @@ import asyncio
 import hashlib
 import re
 import time
+from collections.abc import Sequence
 
 import aiohttp
 
 from service_kit.identity import Identity
 
 ME_PATH = "/api/users/me/"
+#: After a user's tokens were revoked somewhere, how long every owner must vouch for theirs.
+REVOKED_USER_SETTLE_S = 10.0
+#: How long an owner that does not know a token yet is given to learn it from the other half.
+REPLICATION_WAIT_S = 2.0
 _REVOKED_KEPT = 10_000
 _TOKEN_KEY = re.compile(r"^[0-9a-f]{64}$")
 _USER = re.compile(r"^user:([0-9]{1,20})$")
@@ -122,13 +141,18 @@ class EdgeAuth:
         return False, None
 
     async def identify(
-        self, *, authorization: str, session: aiohttp.ClientSession, monolith_url: str
+        self, *, authorization: str, session: aiohttp.ClientSession, owner_urls: Sequence[str]
     ) -> Identity | None:
-        """Return the identity behind `authorization` (``Bearer <token>``), or None."""
+        """Return the identity behind `authorization` (``Bearer <token>``), or None.
+
+        `owner_urls` are the base URLs of the halves that own identity, in the order to ask.
+        """
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
         key = hashlib.sha256(token.strip().encode()).hexdigest()
+        if key in self._revoked:
+            return None  # revoked through a proxy: never valid again, whoever still knows it
         if self.shared is not None:
             self.shared.apply(self)
         now = time.monotonic()
@@ -141,7 +165,7 @@ class EdgeAuth:
         future = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
-            identity = await self._lookup(authorization, session, monolith_url)
+            identity = await self._ask(authorization, session, owner_urls)
             if self._revoked.get(key, -1.0) >= now:
                 identity = None  # logged out while we asked: the answer is already stale
             elif identity is not None and self._revoked_users.get(identity.user_id, -1.0) >= now:
@@ -166,12 +190,34 @@ class EdgeAuth:
         finally:
             del self._pending[key]
 
-    async def _lookup(self, authorization: str, session: aiohttp.ClientSession, monolith_url: str):
+    async def _ask(
+        self, authorization: str, session: aiohttp.ClientSession, urls: Sequence[str]
+    ) -> Identity | None:
+        """Ask the owners in turn; for a user revoked a moment ago, require every one of them."""
+        identity = None
+        for url in urls:
+            identity = await self._lookup(authorization, session, url)
+            if identity is not None:
+                break
+        if identity is None or len(urls) < 2:
+            return identity
+        revoked_at = self._revoked_users.get(identity.user_id)
+        if revoked_at is None or time.monotonic() - revoked_at > REVOKED_USER_SETTLE_S:
+            return identity
+        deadline = time.monotonic() + REPLICATION_WAIT_S
+        for url in urls:
+            while await self._lookup(authorization, session, url) is None:
+                if time.monotonic() >= deadline:
+                    return None  # one half still refuses it: revoked there, not news
+                await asyncio.sleep(0.1)
+        return identity
+
+    async def _lookup(self, authorization: str, session: aiohttp.ClientSession, base_url: str):
         self.lookups += 1
         timeout = aiohttp.ClientTimeout(total=5)
         try:
             async with session.get(
-                monolith_url + ME_PATH,
+                base_url + ME_PATH,
                 headers={"Authorization": authorization, "Accept": "application/json"},
                 timeout=timeout,
                 allow_redirects=False,

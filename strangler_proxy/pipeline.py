@@ -89,7 +89,8 @@ class Pipeline:
         if req.authorization is not None:
             identity = await self.auth.identify(
                 authorization=req.authorization.decode("latin-1"),
-                session=self.forwarder.session, monolith_url=self.forwarder.pools.monolith(),
+                session=self.forwarder.session,
+                owner_urls=self.forwarder.pools.identity_owners(table),
             )  # fmt: skip
         if self.events.is_login(method, path):
             # Guessing passwords: every attempt from an address takes a token, a 2xx gives it

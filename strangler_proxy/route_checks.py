@@ -136,6 +136,7 @@ def route_check(
     extra = set(raw) - {
         "name", "mode", "service", "prefix", "path", "methods", "headers", "timeout",
         "connect_timeout", "retries", "fallback", "rate_limit", "compare", "record", "redact",
+        "identity",
     }  # fmt: skip
     if extra:
         problems.append(f"{where}: unknown keys {sorted(extra)}")
@@ -202,6 +203,9 @@ def route_check(
     compare = _compare(raw.get("compare") or {}, where, problems)
     record = number(raw.get("record", 0.0), f"{where}: 'record'", problems, low=0.0, high=1.0)
     redact_headers, redact_fields = _redact(raw.get("redact") or {}, where, problems)
+    identity = raw.get("identity", False)
+    if not isinstance(identity, bool):
+        problems.append(f"{where}: 'identity' must be true or false, got {identity!r}")
     return dict(
         name=name,
         mode=str(mode),
@@ -220,6 +224,7 @@ def route_check(
         record=record,
         redact_headers=redact_headers,
         redact_fields=redact_fields,
+        identity=identity is True,
         regex=regex,
     )
 

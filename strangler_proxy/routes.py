@@ -13,6 +13,13 @@ Matching, most specific first (file order breaks ties):
 * ``methods = ["GET"]`` and ``headers = {"X-Beta" = "1"}`` (``"*"``: present) narrow a route.
 
 Modes: ``monolith``, ``shadow``, ``canary:P`` (0 < P < 100), ``extracted`` (modes.py reads them).
+
+Who owns identity (answers ``GET /api/users/me/`` for a Bearer token) is a property of the table:
+the route marked ``identity = true`` (at most one) decides, by its mode. Before its step and
+until it is ``extracted``, the monolith is asked first and the route's service second (during
+canary both halves issue tokens, each learning the other's by events a moment later); once
+``extracted``, the service first and the monolith second. Without such a route: the monolith
+alone. See ``RouteTable.identity_owners`` and docs/step-2-extract-users.md.
 """
 
 from __future__ import annotations
@@ -134,6 +141,8 @@ class Route:
     # Names this route adds to the deny-list of what is never stored (redaction.py).
     redact_headers: tuple[str, ...] = ()
     redact_fields: tuple[str, ...] = ()
+    # This route's half owns identity when it serves the route (see the module docstring).
+    identity: bool = False
     regex: re.Pattern | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -202,6 +211,8 @@ class Route:
         if self.redact_headers or self.redact_fields:
             data["redact"] = {"headers": list(self.redact_headers),
                               "fields": list(self.redact_fields)}  # fmt: skip
+        if self.identity:
+            data["identity"] = True
         return data
 
 
@@ -216,9 +227,19 @@ class RouteTable:
     # Whether any route matches on headers: then a routing decision depends on more than the
     # method and path (the fast path remembers decisions only when it does not).
     matches_headers: bool = field(default=False, init=False, repr=False, compare=False)
+    # The services asked who a Bearer token belongs to, in order (see the module docstring).
+    identity_owners: tuple[str, ...] = field(default=(MONOLITH,), init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "matches_headers", any(r.headers for r in self.routes))
+        owner = next((r for r in self.routes if r.identity), None)
+        owners: tuple[str, ...] = (MONOLITH,)
+        if owner is not None and owner.service != MONOLITH:
+            if owner.mode == "extracted":
+                owners = (owner.service, MONOLITH)
+            else:
+                owners = (MONOLITH, owner.service)
+        object.__setattr__(self, "identity_owners", owners)
 
     def match(self, method: str, path: str, headers: Any) -> tuple[Route, dict[str, str]] | None:
         """Return the first (most specific) route serving the request and its parameters."""
@@ -317,6 +338,12 @@ def table_from_dict(data: Any, *, monolith_url: str | None, version: int = 1) ->
         route = Route(**fields | {"compare": CompareRules(**fields["compare"])})
         if route.name in seen:
             problems.append(f"route {route.name!r}: name used twice")
+        if route.identity and any(r.identity for r in routes):
+            owner = next(r.name for r in routes if r.identity)
+            problems.append(
+                f"route {route.name!r}: 'identity' is already claimed by route {owner!r}; "
+                "one route owns identity"
+            )
         seen.add(route.name)
         routes.append(route)
     if problems:

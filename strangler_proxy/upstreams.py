@@ -189,9 +189,28 @@ class UpstreamPools:
         self.by_name = pools
 
     def monolith(self) -> str:
-        """Return the URL of a monolith instance (where tokens are looked up)."""
+        """Return the URL of a monolith instance."""
         pool = self.by_name.get(MONOLITH)
         return pool.pick().url if pool and pool.instances else self.monolith_url
+
+    def identity_owners(self, table) -> list[str]:
+        """Return the URLs of the halves that own identity, in the order to ask them.
+
+        `table.identity_owners` names them (routes.py); a half with no instance to pick (down,
+        circuit open) is left out, so the other one answers alone.
+        """
+        urls = []
+        for name in table.identity_owners:
+            if name == MONOLITH:
+                urls.append(self.monolith())
+                continue
+            pool = self.by_name.get(name)
+            try:
+                if pool is not None and pool.instances:
+                    urls.append(pool.pick().url)
+            except NoInstance:
+                continue
+        return urls
 
     def breakers(self) -> dict[str, str]:
         """Return each instance's breaker state, by URL."""
