@@ -7,6 +7,7 @@
     strangler playbook verify 1                   every gate, with its figure and limit
     strangler playbook rollback 1                 traffic back to the monolith, no lost write
     strangler playbook table --step 1 --output F  write the proxy's table for a step (strangler up)
+    strangler playbook diff 1 2 [--json]          what changes from step 1 to step 2, for review
 
 Common options: `--proxy URL` (default $STRANGLER_PROXY_URL or http://127.0.0.1:8000) and
 `--var-dir DIR` (default $STRANGLER_VAR_DIR or ./var; the playbook's state lives there).
@@ -16,6 +17,7 @@ Exit status: 0 done, 1 a gate failed or the step could not go on, 2 bad argument
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 from .admin import AdminCallError, ProxyAdmin, default_proxy_url
 from .engine import Engine, PlaybookError
 from .state import StateBusy
+from .stepdiff import diff_lines, steps_diff
 from .stepfile import STEPS_DIR, StepFileError, steps_load
 from .table import table_write
 
@@ -76,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command = sub.add_parser(name, parents=[common], help=text)
         command.add_argument("step", type=int, metavar="N")
+    diff = sub.add_parser(
+        "diff", parents=[common], help="what changes between two steps (review before apply)"
+    )
+    diff.add_argument("before", type=int, metavar="A")
+    diff.add_argument("after", type=int, metavar="B")
+    diff.add_argument("--json", action="store_true", help="print the changes as JSON")
     table = sub.add_parser("table", parents=[common], help="write the proxy's table for a step")
     table.add_argument("--step", type=int, required=True, metavar="N")
     table.add_argument("--output", required=True, metavar="FILE")
@@ -107,6 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         for number, step in steps.items():
             stages = " -> ".join(s.mode for s in step.rollout) or "nothing moves"
             print(f"{number}  {step.name:<20} {step.title}  [{stages}]  {step.chapter}")
+        return 0
+    if args.command == "diff":
+        try:
+            changes = steps_diff(steps, args.before, args.after)
+        except KeyError as exc:
+            print(f"strangler playbook diff: {exc.args[0]}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps([c.as_dict() for c in changes], indent=2))
+        else:
+            print("\n".join(diff_lines(changes, args.before, args.after)))
         return 0
     if args.command == "table":
         if args.step not in steps:

@@ -135,8 +135,9 @@ class Context:
 
 
 _DJANGO = MappingProxyType({"DJANGO_SETTINGS_MODULE": "monolith.settings"})
-_PAYMENTS = MappingProxyType({"DJANGO_SETTINGS_MODULE": "extracted.payments.settings"})
-_ALL = frozenset({0, 1})
+_ALL = frozenset({0, 1, 2})
+_FROM_1 = frozenset({1, 2})
+_FROM_2 = frozenset({2})
 _GUNICORN = (
     "--workers",
     "2",
@@ -158,6 +159,79 @@ _MONOLITH_CONSUMERS = (
     ("analytics", "analytics"),
     ("monolith-consumer", "monolith"),
 )
+
+
+def _routes_job(steps: frozenset[int], services: tuple[str, ...]) -> ProcessSpec:
+    """Return the job writing the proxy's table, told where each extracted service listens."""
+    urls = [part for name in services for part in ("--service-url", f"{name}={{url[{name}]}}")]
+    return ProcessSpec(
+        name="routes",
+        kind="job",
+        # The proxy's table for the stage each route reached (playbook state in the var dir).
+        argv=(
+            "strangler",
+            "playbook",
+            "table",
+            "--step",
+            "{step}",
+            "--output",
+            "{routes}",
+            *urls,
+        ),
+        steps=steps,
+    )
+
+
+def _service_processes(
+    name: str, *, module: str, port: int, steps: frozenset[int], env: Mapping[str, str]
+) -> tuple[ProcessSpec, ...]:
+    """Return an extracted service's processes: migrate job, gunicorn, relay, consumer."""
+    settings = MappingProxyType({"DJANGO_SETTINGS_MODULE": f"extracted.{module}.settings"})
+    return (
+        ProcessSpec(
+            name=f"migrate-{name}",
+            kind="job",
+            # Creates the service's own database when it is missing, then migrates it.
+            argv=("python", "-m", "migrations_playbook.databases"),
+            steps=steps,
+            env=settings,
+            settings=SERVICE_SETTINGS,
+            database=name,
+        ),
+        ProcessSpec(
+            name=name,
+            argv=("gunicorn", f"extracted.{module}.wsgi", "--bind", "{bind}:{port}", *_GUNICORN),
+            steps=steps,
+            port=port,
+            ready_path="/readyz",
+            env=MappingProxyType(settings | dict(env)),
+            settings=SERVICE_SETTINGS,
+            after=(f"migrate-{name}",),
+            database=name,
+        ),
+        ProcessSpec(
+            name=f"{name}-relay",
+            argv=("python", "manage.py", "outbox_relay"),
+            steps=steps,
+            ready_log=_RELAY_READY,
+            env=settings,
+            settings=SERVICE_SETTINGS,
+            after=(f"migrate-{name}",),
+            database=name,
+            health=(*_HEALTH, "relay"),
+        ),
+        ProcessSpec(
+            name=f"{name}-consumer",
+            argv=("python", "manage.py", "outbox_consume", "--service", name),
+            steps=steps,
+            ready_log=rf"outbox consumer '{name}' bound to",
+            env=settings,
+            settings=SERVICE_SETTINGS,
+            after=(f"migrate-{name}",),
+            database=name,
+            health=(*_HEALTH, "consumer", name),
+        ),
+    )
 
 
 def _monolith_consumer(name: str, service: str) -> ProcessSpec:
@@ -183,33 +257,9 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         env=_DJANGO,
         settings=MONOLITH_SETTINGS,
     ),
-    ProcessSpec(
-        name="migrate-payments",
-        kind="job",
-        # Creates the service's own database when it is missing, then migrates it.
-        argv=("python", "-m", "migrations_playbook.databases"),
-        steps=frozenset({1}),
-        env=_PAYMENTS,
-        settings=SERVICE_SETTINGS,
-        database="payments",
-    ),
-    ProcessSpec(
-        name="routes",
-        kind="job",
-        # The proxy's table for the stage each route reached (playbook state in the var dir).
-        argv=(
-            "strangler",
-            "playbook",
-            "table",
-            "--step",
-            "{step}",
-            "--output",
-            "{routes}",
-            "--service-url",
-            "payments={url[payments]}",
-        ),
-        steps=_ALL,
-    ),
+    # Step 2's table names the users service too; one spec per set of steps, one per step.
+    _routes_job(frozenset({0, 1}), ("payments",)),
+    _routes_job(_FROM_2, ("payments", "users")),
     ProcessSpec(
         name="monolith",
         # Threads rather than many workers: the app mostly waits on its database, and two
@@ -268,41 +318,17 @@ PROCESSES: tuple[ProcessSpec, ...] = (
         health=(*_HEALTH, "relay"),
     ),
     # The monolith's subscribers; "monolith" applies the payments service's events (step 1) and
-    # is idle before that.
+    # the users service's (step 2), and is idle before that.
     *(_monolith_consumer(name, service) for name, service in _MONOLITH_CONSUMERS),
-    ProcessSpec(
-        name="payments",
-        argv=("gunicorn", "extracted.payments.wsgi", "--bind", "{bind}:{port}", *_GUNICORN),
-        steps=frozenset({1}),
+    *_service_processes(
+        "payments",
+        module="payments",
         port=8101,
-        ready_path="/readyz",
-        env=MappingProxyType(_PAYMENTS | {"STRANGLER_ORDERS_URL": "{url[monolith]}"}),
-        settings=SERVICE_SETTINGS,
-        after=("migrate-payments",),
-        database="payments",
+        steps=_FROM_1,
+        env={"STRANGLER_ORDERS_URL": "{url[monolith]}"},
     ),
-    ProcessSpec(
-        name="payments-relay",
-        argv=("python", "manage.py", "outbox_relay"),
-        steps=frozenset({1}),
-        ready_log=_RELAY_READY,
-        env=_PAYMENTS,
-        settings=SERVICE_SETTINGS,
-        after=("migrate-payments",),
-        database="payments",
-        health=(*_HEALTH, "relay"),
-    ),
-    ProcessSpec(
-        name="payments-consumer",
-        argv=("python", "manage.py", "outbox_consume", "--service", "payments"),
-        steps=frozenset({1}),
-        ready_log=r"outbox consumer 'payments' bound to",
-        env=_PAYMENTS,
-        settings=SERVICE_SETTINGS,
-        after=("migrate-payments",),
-        database="payments",
-        health=(*_HEALTH, "consumer", "payments"),
-    ),
+    # Step 2: the users service (8102), its own database, relay and consumer.
+    *_service_processes("users", module="users", port=8102, steps=_FROM_2, env={}),
     ProcessSpec(
         name="proxy",
         argv=("strangler", "proxy"),

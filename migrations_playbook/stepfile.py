@@ -11,8 +11,10 @@ is named but not defined each give one line naming the file, the key and the val
 Sections (docs/playbook.md has the full reference):
 
 * ``step``, ``name``, ``title``, ``chapter``: who the step is;
-* ``[[services]]``: services it introduces (name, settings module, wsgi module, port, consumer);
-* ``[[routes]]``: proxy routes it moves (name, prefix or path, service, fallback, compare);
+* ``[[services]]``: services it introduces (name, settings module, wsgi module, port, consumer,
+  ``owns``: the data it takes over from the monolith, for review);
+* ``[[routes]]``: proxy routes it moves (name, prefix or path, service, fallback, compare,
+  ``identity``: the route whose half owns identity, by its mode);
 * ``[[backfill]]``: management commands copying data into a service, run in its settings;
 * ``[[subscriptions]]``: event consumers that must be bound before the backfill;
 * ``[[rollout]]``: the stages every route walks (mode, gates to enter, dwell_s);
@@ -55,6 +57,7 @@ class Service:
     wsgi: str
     port: int
     consumer: str | None = None
+    owns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Route:
     methods: tuple[str, ...] = ()
     fallback: bool = True
     compare: dict[str, Any] = field(default_factory=dict)
+    identity: bool = False
 
     def table_entry(self, mode: str) -> dict[str, Any]:
         """Return this route as an entry of the proxy's route table, in `mode`."""
@@ -78,6 +82,8 @@ class Route:
         entry["fallback"] = self.fallback
         if self.compare:
             entry["compare"] = dict(self.compare)
+        if self.identity:
+            entry["identity"] = True
         return entry
 
 
@@ -315,7 +321,7 @@ def step_parse(path: Path, data: dict[str, Any]) -> Step:
     services = []
     for i, item in enumerate(check.array(data, "services")):
         key = f"services[{i}]"
-        check.keys(item, key, {"name", "settings", "wsgi", "port"}, {"consumer"})
+        check.keys(item, key, {"name", "settings", "wsgi", "port"}, {"consumer", "owns"})
         services.append(
             Service(
                 name=check.string(item, key, "name", pattern=NAME, default="", what="a name"),
@@ -327,6 +333,7 @@ def step_parse(path: Path, data: dict[str, Any]) -> Step:
                 ),
                 port=check.number(item, key, "port", low=1, high=65535, default=0, integer=True),
                 consumer=check.string(item, key, "consumer", pattern=NAME, what="a name"),
+                owns=check.strings(item, key, "owns", what="names of data"),
             )
         )
     service_names = {s.name for s in services}
@@ -335,7 +342,7 @@ def step_parse(path: Path, data: dict[str, Any]) -> Step:
     for i, item in enumerate(check.array(data, "routes")):
         key = f"routes[{i}]"
         check.keys(item, key, {"name", "service"}, {"prefix", "path", "methods", "fallback",
-                                                     "compare"})  # fmt: skip
+                                                     "compare", "identity"})  # fmt: skip
         service = check.string(item, key, "service", pattern=NAME, default="", what="a name")
         if service and service not in service_names:
             check.fail(f"{key}.service", f"names no service of this step: {service!r}")
@@ -358,8 +365,11 @@ def step_parse(path: Path, data: dict[str, Any]) -> Step:
                 methods=check.strings(item, key, "methods", what="HTTP methods"),
                 fallback=check.boolean(item, key, "fallback", True),
                 compare=compare,
+                identity=check.boolean(item, key, "identity", False),
             )
         )
+    if sum(route.identity for route in routes) > 1:
+        check.fail("routes", "more than one route says identity = true; one route owns identity")
 
     backfill = []
     for i, item in enumerate(check.array(data, "backfill")):

@@ -14,7 +14,7 @@ STEP_1 = STEPS_DIR / "step-1-extract-payments.toml"
 
 def test_shipped_steps_load_with_the_rollout_of_the_issue():
     steps = steps_load()
-    assert list(steps) == [0, 1]
+    assert list(steps) == [0, 1, 2]
     step = steps[1]
     assert [s.mode for s in step.rollout] == ["shadow", "canary:10", "canary:50", "extracted"]
     assert step.services[0].name == "payments" and step.services[0].port == 8101
@@ -26,6 +26,30 @@ def test_shipped_steps_load_with_the_rollout_of_the_issue():
         "outbox_lag",
     }
     assert {s.consumer for s in step.subscriptions} == {"payments", "monolith"}
+
+
+def test_step_2_moves_users_and_auth_with_step_1s_stages_and_identity_on_the_users_route():
+    one, two = steps_load()[1], steps_load()[2]
+
+    assert [s.mode for s in two.rollout] == [s.mode for s in one.rollout]
+    assert [s.gates for s in two.rollout] == [s.gates for s in one.rollout]
+    assert [(r.name, r.prefix, r.identity) for r in two.routes] == [
+        ("users", "/api/users/", True), ("auth", "/api/auth/", False),
+    ]  # fmt: skip
+    assert two.routes[0].table_entry("canary:10")["identity"] is True
+    assert "identity" not in two.routes[1].table_entry("canary:10")
+    assert two.services[0].port == 8102 and "password hashes" in two.services[0].owns
+
+
+def test_two_routes_claiming_identity_are_refused(tmp_path):
+    path = _write(tmp_path, [("fallback = true\n", "fallback = true\nidentity = true\n")])
+    text = (
+        path.read_text()
+        + '\n[[routes]]\nname = "more"\nprefix = "/x/"\nservice = "payments"\nidentity = true\n'
+    )
+    path.write_text(text)
+
+    assert "more than one route says identity = true" in _problems(path)
 
 
 def _write(tmp_path: Path, text_changes: list[tuple[str, str]]) -> Path:
