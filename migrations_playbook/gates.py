@@ -171,11 +171,19 @@ def _contract(gate: Gate, ctx: GateContext) -> GateResult:
     )
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def _shadow_diff(gate: Gate, ctx: GateContext) -> GateResult:
     max_rate, min_compared = gate.options["max_rate"], gate.options["min_compared"]
     worst: GateResult | None = None
     figures = []
     for route in ctx.step.routes:
+        if route.methods and not set(route.methods) & SAFE_METHODS:
+            # Writes are never mirrored (their effects reach the candidate by events): such a
+            # route has no shadow evidence to give, and reconcile judges its writes.
+            figures.append(f"{route.name}: writes only, nothing mirrored")
+            continue
         data = ctx.proxy.diffs(route.name)
         compared, rate = int(data["compared"]), float(data["diff_rate"])
         figures.append(f"{route.name}: {rate:.2%} of {compared}")

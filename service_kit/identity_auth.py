@@ -109,13 +109,25 @@ class SignedIdentityUserAuthentication(SignedIdentityAuthentication):
     for is looked up by id. A user registered on the other half a moment ago may not have
     reached this one yet: the lookup waits for its `user.registered` event, polling outside any
     transaction for at most `STRANGLER_USER_REPLICA_WAIT_MS` (1500), then answers 503
-    `user_not_replicated` (retry). An inactive user is refused like a bad token. Without the
-    header it steps aside, so the half's own token check (listed next) decides.
+    `user_not_replicated` (retry). An inactive user is refused like a bad token.
+
+    Without the header: a request the proxy forwarded (X-Forwarded-For from a trusted peer,
+    STRANGLER_TRUSTED_PROXIES) with a token is one the proxy vouched for no one with, refused
+    401 "Invalid token." as the services refuse it (this half's copy of the token may not have
+    heard of its revocation on the other half yet); a request sent here directly (the proxy
+    asking who a token is, an operator, a test) steps aside for the half's own token check.
     """
 
     def authenticate(self, request: Request):
+        # Not at the top: login_throttle loads DRF's settings, which load this module.
+        from .login_throttle import forwarded_by_trusted_proxy
+
         if request.headers.get(HEADER) is None:
-            return None  # a bare Bearer token: this half checks it itself (next class)
+            if request.headers.get("Authorization") and forwarded_by_trusted_proxy(request.META):
+                # The proxy forwarded a token it vouched for no one with (unknown, revoked):
+                # refused as the services refuse it, whatever this half's copy still says.
+                raise AuthenticationFailed("Invalid token.")
+            return None  # a bare Bearer token sent here directly: checked by the next class
         found = super().authenticate(request)
         if found is None:
             return None

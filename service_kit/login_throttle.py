@@ -169,6 +169,15 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
+def forwarded_by_trusted_proxy(meta: dict) -> bool:
+    """Return whether the request came through a trusted proxy (it added X-Forwarded-For)."""
+    peer = _ip(meta.get("REMOTE_ADDR") or "")
+    if peer is None or not meta.get("HTTP_X_FORWARDED_FOR"):
+        return False
+    trusted = _networks(_setting("STRANGLER_TRUSTED_PROXIES"))
+    return any(peer in network for network in trusted if network.version == peer.version)
+
+
 def client_address(meta: dict) -> str:
     """Return the address a request's login attempts are counted under (see the module doc)."""
     peer = _ip(meta.get("REMOTE_ADDR") or "")

@@ -11,33 +11,26 @@ each half.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 
 from migrations_playbook.admin import ProxyAdmin
-from migrations_playbook.databases import service_database_url
-from migrations_playbook.gates import GateContext, outbox_lag_measure
+from migrations_playbook.gates import GateContext
 from migrations_playbook.stepfile import STEPS_DIR, steps_load
+
+from .walk_support import Stack, drained, playbook
+from .walk_support import servers as walk_servers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-STRANGLER = Path(sys.executable).with_name("strangler")
 PASSWORD = "s3cret-Passw0rd-walkthrough"
 CARD_OK = "4242424242424242"
 # The contract gate runs a few payments contracts through the proxy (the whole suite is the
@@ -47,95 +40,11 @@ CONTRACT_SUBSET = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _rabbitmqctl(*args: str) -> str:
-    done = subprocess.run(
-        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=60
-    )
-    return done.stdout
-
-
 @pytest.fixture
 def servers():
-    """Yield the URLs of a fresh PostgreSQL database and RabbitMQ vhost; drop them after."""
-    database_url, broker_url = os.environ.get("DATABASE_URL", ""), os.environ.get("BROKER_URL", "")
-    if not database_url.startswith("postgres") or not broker_url.startswith("amqp"):
-        pytest.skip("needs DATABASE_URL=postgres://... and BROKER_URL=amqp://...")
-    if not shutil.which("rabbitmqctl"):
-        pytest.skip("needs rabbitmqctl to give the stack a vhost of its own")
-    import psycopg2
-
-    suffix = uuid.uuid4().hex[:10]
-    db_parts, broker_parts = urlsplit(database_url), urlsplit(broker_url)
-    name = f"{db_parts.path.lstrip('/') or 'strangler'}_walk_{suffix}"
-    admin = psycopg2.connect(urlunsplit(db_parts._replace(path="/postgres")))
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    vhost = f"strangler-walk-{suffix}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, broker_parts.username or "guest", ".*", ".*", ".*")
-    monolith_url = urlunsplit(db_parts._replace(path=f"/{name}"))
-    try:
-        yield {
-            "DATABASE_URL": monolith_url,
-            "BROKER_URL": urlunsplit(broker_parts._replace(path=f"/{vhost}")),
-            "REDIS_URL": os.environ.get("REDIS_URL", ""),
-        }
-    finally:
-        _rabbitmqctl("delete_vhost", vhost)
-        payments = urlsplit(
-            service_database_url(service="payments", database_url=monolith_url, var_dir=Path())
-        ).path.lstrip("/")
-        with admin.cursor() as cursor:
-            for database in (name, payments):
-                cursor.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        admin.close()
-
-
-class Stack:
-    """`strangler up --step 1` in the background, its output collected."""
-
-    def __init__(self, env: dict[str, str], var_dir: Path):
-        self.ports = {name: _free_port() for name in ("proxy", "monolith", "payments")}
-        argv = [str(STRANGLER), "up", "--step", "1", "--var-dir", str(var_dir)]
-        argv += [arg for name, port in self.ports.items() for arg in (f"--{name}-port", str(port))]
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            argv, env=env | {"NO_COLOR": "1"}, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )  # fmt: skip
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_ready(self, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(re.search(r"all \d+ processes ready in", line) for line in self.lines):
-                return time.monotonic() - self.started
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        pytest.fail("the stack did not become ready:\n" + "\n".join(self.lines[-60:]))
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+    """A fresh PostgreSQL database per service and a RabbitMQ vhost, dropped after."""
+    with walk_servers("walk", ("payments",)) as found:
+        yield found
 
 
 class Load:
@@ -239,24 +148,9 @@ class Load:
         self.running.set()
 
 
-def _playbook(env: dict[str, str], *args: str, expect: int = 0) -> str:
-    done = subprocess.run(
-        [str(STRANGLER), "playbook", *args], env=env, capture_output=True, text=True,
-        timeout=300, check=False,
-    )  # fmt: skip
-    output = done.stdout + done.stderr
-    assert done.returncode == expect, output
-    return output
-
-
 def _reconcile_exactly(ctx: GateContext, lag_gate) -> dict:
     """Wait for the outbox to drain, then run reconcile once: it must be exact."""
-    deadline = time.monotonic() + 60
-    zero = 0
-    while zero < 2:
-        assert time.monotonic() < deadline, "the outbox did not drain within 60 s"
-        zero = zero + 1 if outbox_lag_measure(lag_gate, ctx)["messages"] == 0 else 0
-        time.sleep(0.3)
+    drained(ctx, lag_gate)
     done = ctx.run_half("payments", ["manage.py", "payments_reconcile", "--json"])
     report = json.loads(done.stdout)
     assert report["exact"], report["differences"][:10]
@@ -277,7 +171,7 @@ def test_walk_to_step_1_through_every_stage_back_and_forward_under_traffic(serve
     # Thirty customers register in a second; each keeps under a page (20) of payments.
     env = base_env | servers | {"STRANGLER_VAR_DIR": str(var_dir),
                                 "STRANGLER_FAST_PASSWORD_HASHER": "1"}  # fmt: skip
-    stack = Stack(env, var_dir)
+    stack = Stack(env, var_dir, step=1, http=("proxy", "monolith", "payments"))
     try:
         ready_s = stack.wait_ready(timeout=60)
         proxy_url = f"http://127.0.0.1:{stack.ports['proxy']}"
@@ -296,7 +190,7 @@ def test_walk_to_step_1_through_every_stage_back_and_forward_under_traffic(serve
         upstreams = Counter()
         walk_started = time.monotonic()
         for mode in ("shadow", "canary:10", "canary:50", "extracted"):
-            output = _playbook(env, "apply", "1", "--to", mode, *cli)
+            output = playbook(env, "apply", "1", "--to", mode, *cli)
             assert f"payments: now {mode}" in output
             assert "PASS reconcile" in output
             time.sleep(3)  # traffic flows at this stage (shadow: mirrored reads pile up)
@@ -308,7 +202,7 @@ def test_walk_to_step_1_through_every_stage_back_and_forward_under_traffic(serve
         assert admin.diffs("payments")["compared"] >= 20
 
         rollback_started = time.monotonic()
-        output = _playbook(env, "rollback", "1", *cli)
+        output = playbook(env, "rollback", "1", *cli)
         rollback_s = time.monotonic() - rollback_started
         assert "every write reached the monolith" in output
         time.sleep(3)
@@ -316,7 +210,7 @@ def test_walk_to_step_1_through_every_stage_back_and_forward_under_traffic(serve
         _reconcile_exactly(ctx, lag)
         load.resume()
 
-        output = _playbook(env, "apply", "1", "--auto", "--dwell", "1", "--interval", "1", *cli)
+        output = playbook(env, "apply", "1", "--auto", "--dwell", "1", "--interval", "1", *cli)
         assert "payments: now extracted" in output
         assert "watching canary:50" in output
         time.sleep(3)
@@ -324,7 +218,7 @@ def test_walk_to_step_1_through_every_stage_back_and_forward_under_traffic(serve
         load.pause()
         final = _reconcile_exactly(ctx, lag)
         assert (
-            _playbook(env, "apply", "1", *cli)
+            playbook(env, "apply", "1", *cli)
             .strip()
             .endswith("nothing to do (routes at extracted)")
         )

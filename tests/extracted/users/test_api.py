@@ -164,3 +164,15 @@ def test_health_and_schema_answer(api_client):
     assert api_client.get("/healthz").status_code == 200
     assert api_client.get("/readyz").status_code == 200
     assert "/api/users/me/" in api_client.get("/api/schema/").content.decode()
+
+
+def test_a_token_the_proxy_forwarded_without_vouching_is_refused_whatever_this_half_knows(
+    bearer_for, user
+):
+    client = bearer_for(user)  # a valid token here: the other half may have revoked it
+
+    forwarded = client.get("/api/users/me/", HTTP_X_FORWARDED_FOR="203.0.113.7")
+
+    assert forwarded.status_code == 401
+    assert forwarded.json() == {"error": "authentication_failed", "detail": "Invalid token."}
+    assert client.get("/api/users/me/").status_code == 200  # asked directly: checked here
