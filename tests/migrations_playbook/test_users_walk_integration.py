@@ -133,8 +133,8 @@ class Load:
             password=f"Pw-{uuid.uuid4().hex[:10]}!",
             address=address, session=session, steady=steady,
         )  # fmt: skip
-        created = self.call("register", customer, "POST", "/api/users/",
-                            json={"email": customer.email, "password": customer.password})  # fmt: skip
+        credentials = {"email": customer.email, "password": customer.password}
+        created = self.call("register", customer, "POST", "/api/users/", json=credentials)
         if created is None:
             return None
         customer.user_id = created.json()["id"]
@@ -142,8 +142,8 @@ class Load:
         return customer if self.login(customer) else None
 
     def login(self, customer: Customer) -> str | None:
-        response = self.call("login", customer, "POST", "/api/auth/token/",
-                             json={"email": customer.email, "password": customer.password})  # fmt: skip
+        credentials = {"email": customer.email, "password": customer.password}
+        response = self.call("login", customer, "POST", "/api/auth/token/", json=credentials)
         if response is None:
             return None
         customer.tokens.append(response.json()["token"])
@@ -254,9 +254,13 @@ def _reconcile_exactly(ctx: GateContext, lag_gate) -> dict:
 def _step_1_applied(var_dir: Path) -> None:
     """Start from step 1 done: on a fresh database that is the state a finished walk leaves."""
     (var_dir / "playbook").mkdir(parents=True)
-    state = {"steps": {"1": {"stage": "extracted", "history": [],
-                             "backfill": {"payments_backfill --batch 500": "done"},
-                             "subscriptions": {"payments": "done", "monolith": "done"}}}}  # fmt: skip
+    step_1 = {
+        "stage": "extracted",
+        "history": [],
+        "backfill": {"payments_backfill --batch 500": "done"},
+        "subscriptions": {"payments": "done", "monolith": "done"},
+    }
+    state = {"steps": {"1": step_1}}
     (var_dir / "playbook" / "state.json").write_text(json.dumps(state))
 
 
