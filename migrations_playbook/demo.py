@@ -1,23 +1,26 @@
 """`strangler demo`: the migration walk-through, on the embedded default, in a few minutes.
 
     strangler demo [--var-dir DIR] [--keep-running | --exit] [--quick] [--dwell S]
-                   [--proxy-port P] [--monolith-port P] [--payments-port P]
+                   [--proxy-port P] [--monolith-port P] [--payments-port P] [--users-port P]
 
 What it does, saying so as it goes:
 
-1. starts the stack of step 1 (`strangler up --step 1`, as a child process) on the embedded
-   default: SQLite per service and the filesystem broker under the var dir, no servers;
+1. starts the stack of step 2 (`strangler up --step 2`, as a child process: the monolith, the
+   payments and the users services, every route on the monolith) on the embedded default:
+   SQLite per service and the filesystem broker under the var dir, no servers;
 2. seeds a little data (a staff account, customers with paid orders) while the monolith alone
-   serves payments;
+   serves everything (step 0);
 3. runs a small client load in the background through the proxy: customers list and read their
-   payments, place orders, pay, and now and then refund;
-4. walks step 1's rollout with `strangler playbook apply 1 --to MODE`: shadow, canary:10,
+   payments, place orders, pay, and now and then refund; they read their profile, log in on
+   another device and log it out, and new customers keep registering;
+4. walks step 1 (payments) with `strangler playbook apply 1 --to MODE`: shadow, canary:10,
    canary:50, extracted, printing what changed, the gates with their figures and which half
-   served the payments requests of each stage (the proxy's `X-Strangler-Upstream` answers);
-5. rolls back (`strangler playbook rollback 1`) and shows that reconcile is exact, then walks
-   forward again on its own (`apply 1 --auto`), gates watched at every stage;
-6. prints a summary (requests sent and failed, payments on each half, reconcile) and keeps the
-   stack running with its URLs until Ctrl-C, or stops it (`--exit`).
+   served the requests of each stage (the proxy's `X-Strangler-Upstream` answers); rolls it back
+   (`strangler playbook rollback 1`), reconcile exact, and walks forward again on its own
+   (`apply 1 --auto`), gates watched at every stage;
+5. walks step 2 (users, and identity with them) the same way: by hand, back, forward on its own;
+6. prints a summary (requests sent and failed, payments and registrations on each half,
+   reconcile) and keeps the stack running with its URLs until Ctrl-C, or stops it (`--exit`).
 
 Exit status: 0 when every request succeeded, every playbook command did, reconcile was exact and
 the stack stayed up; 1 otherwise; 2 bad arguments; 130 interrupted.
@@ -34,44 +37,65 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 from .admin import AdminCallError, ProxyAdmin
 from .databases import MONOLITH, service_environment
+from .demo_load import PASSWORD, PAYMENT_KINDS, USER_KINDS, Load, halves
 from .gates import GateContext, GateError, outbox_lag_measure
-from .stepfile import STEPS_DIR, steps_load
+from .stepfile import STEPS_DIR, Step, steps_load
 from .up_process import UpProcess, up_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MARKER = ".strangler-demo"
-STEP = 1
-ROUTE = "payments"
-PORTS = {"proxy": 8000, "monolith": 8001, "payments": 8101}
-CARD_OK = "4242424242424242"
-PASSWORD = "demo-Passw0rd-strangler"  # noqa: S105 (the demo customers' shown password)
+#: The steps the demo walks, in order, and the stack it starts (the last one's).
+STEPS = (1, 2)
+STACK_STEP = STEPS[-1]
+#: Per step: the route whose reads shadow compares, and the requests it moves (for figures).
+ROUTE = {1: "payments", 2: "users"}
+KINDS = {1: PAYMENT_KINDS, 2: USER_KINDS}
+PORTS = {"proxy": 8000, "monolith": 8001, "payments": 8101, "users": 8102}
 #: The servers the demo never uses: it shows the embedded default.
 SERVER_SETTINGS = ("DATABASE_URL", "BROKER_URL", "REDIS_URL")
-#: One payments contract for the gates of --quick (the whole file runs in ~10 s per stage).
-QUICK_CONTRACT = [
-    "tests/contract/test_payments.py::"
-    "test_paying_charges_the_orders_total_and_keeps_only_the_last_four_digits",
-]
+#: Per step, one contract for the gates of --quick (a whole file runs in ~10 s per stage).
+QUICK_CONTRACT = {
+    1: ('paths = ["tests/contract/test_payments.py"]', [
+        "tests/contract/test_payments.py::"
+        "test_paying_charges_the_orders_total_and_keeps_only_the_last_four_digits",
+    ]),
+    2: ('paths = ["tests/contract/test_users.py", "tests/contract/test_auth.py"]', [
+        "tests/contract/test_users.py::"
+        "test_each_login_issues_its_own_token_and_logout_revokes_only_that_one",
+    ]),
+}  # fmt: skip
 WHAT_CHANGES = {
-    "shadow": "the monolith still serves every payments request; the proxy also sends each "
-    "read (GET) to the payments service, off the request path, and compares the two answers",
-    "canary:10": "about 10% of customers (sticky: the same ones every time) are now served by "
-    "the payments service; their payments reach the monolith as payment.* events",
-    "canary:50": "about half the customers are served by the payments service",
-    "extracted": "the payments service serves every payments request; the monolith keeps its "
-    "copy up to date from events, so rolling back loses nothing",
-    "monolith": "every payments request is back on the monolith",
+    1: {
+        "shadow": "the monolith still serves every payments request; the proxy also sends each "
+        "read (GET) to the payments service, off the request path, and compares the two answers",
+        "canary:10": "about 10% of customers (sticky: the same ones every time) are now served "
+        "by the payments service; their payments reach the monolith as payment.* events",
+        "canary:50": "about half the customers are served by the payments service",
+        "extracted": "the payments service serves every payments request; the monolith keeps "
+        "its copy up to date from events, so rolling back loses nothing",
+        "monolith": "every payments request is back on the monolith",
+    },
+    2: {
+        "shadow": "the monolith still registers, logs in and serves profiles; the proxy also "
+        "sends each profile read to the users service and compares the answers",
+        "canary:10": "about 10% of customers (sticky) are served by the users service, and so is "
+        "every login and registration from about 10% of addresses; each half issues tokens and "
+        "learns the other's (digests only) by user.* events, so a token works on both",
+        "canary:50": "about half the customers and addresses are served by the users service",
+        "extracted": "the users service serves every users and auth request and owns identity: "
+        "the proxy asks it who a token is; the monolith keeps its users up to date from events "
+        "and trusts the identity the proxy signs for its own routes (orders)",
+        "monolith": "every users request is back on the monolith, which owns identity again; "
+        "tokens the service issued keep working (their digests reached the monolith)",
+    },
 }
 
 
@@ -110,10 +134,10 @@ def free_port() -> int:
 
 
 class Stack(UpProcess):
-    """`strangler up --step 1` as a child process; its log in the var dir, its readiness shown."""
+    """`strangler up --step 2` as a child process; its log in the var dir, its readiness shown."""
 
     def __init__(self, *, var_dir: Path, ports: dict[str, int], env: dict[str, str]):
-        command = up_command(step=STEP, var_dir=var_dir, ports=ports, ready_timeout=120)
+        command = up_command(step=STACK_STEP, var_dir=var_dir, ports=ports, ready_timeout=120)
         super().__init__(
             command, env, var_dir / "demo-stack.log", error=DemoFailed, on_line=self._progress
         )
@@ -123,163 +147,6 @@ class Stack(UpProcess):
         runner_says = line.startswith("strangler ") and not self.ready.is_set()
         if runner_says and (" ready " in line or "all " in line or "skipping" in line):
             say("  " + line.split("|", 1)[-1].strip())
-
-
-# ---------------------------------------------------------------- the clients
-
-
-@dataclass
-class Customer:
-    email: str
-    token: str
-    payments: list[str] = field(default_factory=list)
-
-
-class Load:
-    """A few customers using the shop through the proxy, one request at a time, pausable.
-
-    Counts every answer by what it was (`kind`) and by the half that served it (the proxy's
-    `X-Strangler-Upstream`), per stage of the walk; any unexpected answer is a failure.
-    """
-
-    EXPECTED = {"catalogue": 200, "register": 201, "login": 200, "order": 201, "pay": 201,
-                "list": 200, "read": 200, "refund": 200}  # fmt: skip
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-        self.session = requests.Session()
-        self.customers: list[Customer] = []
-        self.skus: list[str] = []  # the catalogue, read once: orders name skus, never prices
-        self.stage = "monolith"
-        self.counts: Counter[tuple[str, str, str]] = Counter()  # (stage, kind, upstream)
-        self.failures: list[str] = []
-        self.refundable: list[tuple[Customer, str, float]] = []
-        self.running = threading.Event()
-        self.stopping = threading.Event()
-        self.idle = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def call(self, kind: str, method: str, path: str, *, token: str | None = None, **kwargs):
-        headers = kwargs.pop("headers", {})
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            response = self.session.request(
-                method, f"{self.base_url}{path}", headers=headers, timeout=20, **kwargs
-            )
-        except requests.RequestException as exc:
-            self.failures.append(f"{kind} {method} {path}: {exc.__class__.__name__}: {exc}")
-            return None
-        upstream = response.headers.get("X-Strangler-Upstream", "?")
-        self.counts[(self.stage, kind, upstream)] += 1
-        if response.status_code != self.EXPECTED[kind]:
-            self.failures.append(
-                f"{kind} {method} {path}: {response.status_code} from {upstream}: "
-                f"{response.text[:300]}"
-            )
-            return None
-        return response.json()
-
-    def register(self) -> Customer | None:
-        email = f"demo-{uuid.uuid4().hex[:10]}@example.com"
-        if self.call("register", "POST", "/api/users/",
-                     json={"email": email, "password": PASSWORD}) is None:  # fmt: skip
-            return None
-        login = self.call("login", "POST", "/api/auth/token/",
-                          json={"email": email, "password": PASSWORD})  # fmt: skip
-        if login is None:
-            return None
-        customer = Customer(email, login["token"])
-        self.customers.append(customer)
-        return customer
-
-    def buy(self, customer: Customer) -> None:
-        """Place an order of one product of the catalogue (prices are the shop's) and pay it."""
-        if not self.skus:
-            page = self.call("catalogue", "GET", "/api/products/")
-            self.skus = [product["sku"] for product in (page or {}).get("results", [])]
-            if not self.skus:
-                self.failures.append("catalogue GET /api/products/: no product to order")
-                return
-        sku = self.skus[len(customer.payments) % len(self.skus)]
-        order = self.call("order", "POST", "/api/orders/", token=customer.token,
-                          json={"items": [{"sku": sku, "quantity": 1}]})  # fmt: skip
-        if order is None:
-            return
-        payment = self.call("pay", "POST", "/api/payments/", token=customer.token,
-                            json={"order_id": order["id"], "card_number": CARD_OK},
-                            headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"})  # fmt: skip
-        if payment is not None:
-            customer.payments.append(payment["id"])
-            self.refundable.append((customer, payment["id"], time.monotonic()))
-
-    def round(self, customer: Customer) -> None:
-        # Reads first, a round after this customer's last write, as a person would do them.
-        self.call("list", "GET", "/api/payments/", token=customer.token)
-        if customer.payments:
-            # Not the one paid a round ago: the half that serves this read may have changed
-            # since (a stage moved on), and the other half learns of a payment through an event
-            # (see docs/demo.md, "What a client can notice").
-            earlier = customer.payments[-2] if len(customer.payments) > 1 else customer.payments[0]
-            self.call("read", "GET", f"/api/payments/{earlier}/", token=customer.token)
-        self.buy(customer)
-        # Now and then refund a payment old enough for both halves to know it.
-        if (
-            self.refundable
-            and time.monotonic() - self.refundable[0][2] > 3
-            and sum(n for (_, kind, _), n in self.counts.items() if kind == "pay") % 4 == 0
-        ):
-            owner, payment_id, _ = self.refundable.pop(0)
-            self.call("refund", "POST", f"/api/payments/{payment_id}/refund/", token=owner.token)
-
-    def _run(self) -> None:
-        turn = 0
-        while not self.stopping.is_set():
-            if not self.running.is_set() or not self.customers:
-                self.idle.set()
-                self.running.wait(0.1)
-                continue
-            self.idle.clear()
-            self.round(self.customers[turn % len(self.customers)])
-            turn += 1
-            time.sleep(0.05)
-        self.idle.set()
-
-    def start(self) -> None:
-        self.running.set()
-        self.thread.start()
-
-    def pause(self) -> None:
-        self.running.clear()
-        self.idle.wait(30)
-
-    def resume(self) -> None:
-        self.running.set()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.running.set()
-        self.thread.join(30)
-
-    # -------------------------------------------------------------- figures
-
-    def served(self, *, stage: str | None = None, kinds: tuple[str, ...] | None = None) -> Counter:
-        """Return how many answers each half gave (for one stage and some kinds, if given)."""
-        counter: Counter[str] = Counter()
-        for (at, kind, upstream), n in self.counts.items():
-            if (stage is None or at == stage) and (kinds is None or kind in kinds):
-                counter[upstream] += n
-        return counter
-
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-PAYMENT_KINDS = ("pay", "list", "read", "refund")
-
-
-def halves(counter: Counter) -> str:
-    return ", ".join(f"{name} {n}" for name, n in sorted(counter.items())) or "none"
 
 
 # ---------------------------------------------------------------- the walk
@@ -305,7 +172,7 @@ class Demo:
             "PYTHONUNBUFFERED": "1",
         }
         self.steps_dir = self._steps_dir()
-        self.step = steps_load(self.steps_dir)[STEP]
+        self.steps: dict[int, Step] = steps_load(self.steps_dir)
         self.problems: list[str] = []
         self.reconciles: list[str] = []
         self.stack: Stack | None = None
@@ -315,23 +182,22 @@ class Demo:
     def _steps_dir(self) -> Path:
         if not self.quick:
             return STEPS_DIR
-        # --quick: the same steps, with one payments contract in the gates instead of the file.
+        # --quick: the same steps, with one contract in each gate instead of the files.
         steps_dir = self.var_dir / "demo-steps"
         shutil.copytree(STEPS_DIR, steps_dir, dirs_exist_ok=True)
-        step_file = steps_dir / "step-1-extract-payments.toml"
-        text = step_file.read_text()
-        quick = text.replace(
-            'paths = ["tests/contract/test_payments.py"]', f"paths = {json.dumps(QUICK_CONTRACT)}"
-        )
-        if quick == text:
-            raise DemoFailed(f"cannot find the contract gate's paths in {step_file}")
-        step_file.write_text(quick)
+        for number, (paths, quick_paths) in QUICK_CONTRACT.items():
+            step_file = next(steps_dir.glob(f"step-{number}-*.toml"))
+            text = step_file.read_text()
+            quick = text.replace(paths, f"paths = {json.dumps(quick_paths)}")
+            if quick == text:
+                raise DemoFailed(f"cannot find the contract gate's paths in {step_file}")
+            step_file.write_text(quick)
         return steps_dir
 
     # -------------------------------------------------------------- helpers
 
-    def context(self) -> GateContext:
-        return GateContext(step=self.step, proxy=self.admin(), environ=self.env,
+    def context(self, step: Step) -> GateContext:
+        return GateContext(step=step, proxy=self.admin(), environ=self.env,
                            var_dir=self.var_dir, say=lambda line: None)  # fmt: skip
 
     def admin(self) -> ProxyAdmin:
@@ -365,13 +231,14 @@ class Demo:
             self.problems.append(f"`strangler playbook {' '.join(args)}` exited {status}")
         return status
 
-    def drained_reconcile(self, label: str) -> dict | None:
+    def drained_reconcile(self, label: str, step: Step) -> dict | None:
         """With the load paused: wait for the outbox to drain, then reconcile both halves."""
         assert self.load is not None
         self.load.pause()
+        reconcile = step.gates["reconcile"].options
         try:
-            ctx = self.context()
-            lag_gate = self.step.gates["outbox_lag"]
+            ctx = self.context(step)
+            lag_gate = step.gates["outbox_lag"]
             deadline, zero = time.monotonic() + 90, 0
             while zero < 2:
                 if time.monotonic() > deadline:
@@ -384,7 +251,7 @@ class Demo:
                     return None
                 zero = zero + 1 if behind == 0 else 0
                 time.sleep(0.3)
-            done = ctx.run_half(ROUTE, ["manage.py", "payments_reconcile", "--json"])
+            done = ctx.run_half(reconcile["service"], ["manage.py", *reconcile["command"]])
             try:
                 report = json.loads(done.stdout)
             except ValueError:
@@ -393,8 +260,9 @@ class Demo:
         finally:
             self.load.resume()
         exact = "exact" if report["exact"] else f"{len(report['differences'])} difference(s)"
-        line = (f"{label}: reconcile {exact} (monolith {report['monolith_count']} payments, "
-                f"payments service {report['service_count']})")  # fmt: skip
+        what, service = ROUTE[step.number], reconcile["service"]
+        line = (f"{label}: reconcile {exact} (monolith {report['monolith_count']} {what}, "
+                f"{service} service {report['service_count']})")  # fmt: skip
         say(line)
         self.reconciles.append(line)
         if not report["exact"]:
@@ -403,7 +271,7 @@ class Demo:
                 say(f"  difference: {difference}")
         return report
 
-    def watch(self, stage: str, seconds: float) -> None:
+    def watch(self, stage: str, seconds: float, step: int) -> None:
         """Let the load run at this stage for `seconds`, then say who served what."""
         assert self.load is not None
         self.load.stage = stage
@@ -411,17 +279,17 @@ class Demo:
         while time.monotonic() < deadline:
             self.check_alive()
             time.sleep(0.25)
-        payments = self.load.served(stage=stage, kinds=PAYMENT_KINDS)
-        say(f"at {stage} for {seconds:g} s: payments requests served by {halves(payments)}; "
+        moved = self.load.served(stage=stage, kinds=KINDS[step])
+        say(f"at {stage} for {seconds:g} s: {ROUTE[step]} requests served by {halves(moved)}; "
             f"all requests {sum(self.load.served(stage=stage).values())}, "
             f"failed so far {len(self.load.failures)}")  # fmt: skip
 
-    def wait_compared(self, at_least: int) -> None:
+    def wait_compared(self, at_least: int, route: str) -> None:
         """In shadow: let reads flow until the proxy has compared `at_least` of them."""
         admin, started, shown = self.admin(), time.monotonic(), -1
         while time.monotonic() - started < 60:
             self.check_alive()
-            figures = admin.diffs(ROUTE)
+            figures = admin.diffs(route)
             if figures["compared"] != shown:
                 shown = figures["compared"]
                 say(f"shadow: {figures['compared']} reads compared, {figures['diffs']} differed")
@@ -432,7 +300,8 @@ class Demo:
     # -------------------------------------------------------------- the parts
 
     def start(self) -> None:
-        heading(f"starting the stack of step {STEP} on the embedded default (no servers)")
+        heading(f"starting the stack of step {STACK_STEP} on the embedded default (no servers); "
+                "every route on the monolith")  # fmt: skip
         dropped = [name for name in SERVER_SETTINGS if os.environ.get(name)]
         if dropped:
             say(f"ignoring {', '.join(dropped)} from your environment: the demo shows the "
@@ -447,7 +316,7 @@ class Demo:
             self.env["STRANGLER_IDENTITY_SECRET"] = secret.read_text().strip()
 
     def seed(self) -> None:
-        heading("step 0: the monolith alone serves payments; seeding a little data")
+        heading("step 0: the monolith alone serves everything; seeding a little data")
         email, password = f"staff-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(12)
         env = self.env | service_environment(
             service=MONOLITH, settings="monolith.settings", environ=self.env, var_dir=self.var_dir
@@ -470,39 +339,49 @@ class Demo:
         seeded = self.load.served(kinds=("pay",))
         say(f"{len(self.load.customers)} customers registered, {sum(seeded.values())} orders "
             f"paid (served by {halves(seeded)})")  # fmt: skip
-        say("starting the client load: list, read, order, pay, refund, through the proxy")
+        say("starting the client load through the proxy: list, read, order, pay, refund; "
+            "profile, log in and out on a second device, new customers registering")  # fmt: skip
         self.load.start()
-        self.watch("monolith", self.dwell)
+        self.watch("monolith", self.dwell, STEPS[0])
 
-    def walk_forward_by_hand(self) -> None:
-        heading("walking step 1 forward, one stage at a time")
-        if self.playbook("plan", str(STEP)) != 0:
+    def review(self, number: int) -> None:
+        heading(f"step {number}: what it changes (strangler playbook diff {number - 1} {number})")
+        if self.playbook("diff", str(number - 1), str(number)) != 0:
+            raise DemoFailed(f"the diff of step {number} could not be made")
+
+    def walk_forward_by_hand(self, number: int) -> None:
+        step = self.steps[number]
+        heading(f"walking step {number} forward, one stage at a time")
+        if self.playbook("plan", str(number)) != 0:
             raise DemoFailed("the plan could not be made")
-        min_compared = int(self.step.gates["shadow_diff"].options["min_compared"])
-        for stage in self.step.rollout:
-            heading(f"stage {stage.mode}")
-            say(f"what changes: {WHAT_CHANGES.get(stage.mode, stage.mode)}")
+        min_compared = int(step.gates["shadow_diff"].options["min_compared"])
+        for stage in step.rollout:
+            label = f"step {number} {stage.mode}"
+            heading(f"stage {label}")
+            say(f"what changes: {WHAT_CHANGES[number].get(stage.mode, stage.mode)}")
             say(f"gates before it: {', '.join(stage.gates) or 'none'}")
             # Requests sent while the gates are checked are served by the previous stage.
-            if self.playbook("apply", str(STEP), "--to", stage.mode) != 0:
+            if self.playbook("apply", str(number), "--to", stage.mode) != 0:
                 raise DemoFailed(f"a gate stopped the rollout before {stage.mode}")
-            self.load.stage = stage.mode
+            self.load.stage = label
             if stage.mode == "shadow":
-                self.wait_compared(min_compared)
-            self.watch(stage.mode, self.dwell)
-            self.drained_reconcile(f"at {stage.mode}")
+                self.wait_compared(min_compared, ROUTE[number])
+            self.watch(label, self.dwell, number)
+            self.drained_reconcile(f"at {label}", step)
 
-    def roll_back(self) -> None:
-        heading("rolling step 1 back: traffic and ownership return to the monolith")
-        say(f"what changes: {WHAT_CHANGES['monolith']}")
-        self.load.stage = "rolling back"
+    def roll_back(self, number: int) -> None:
+        step = self.steps[number]
+        heading(f"rolling step {number} back: traffic and ownership return to the monolith")
+        say(f"what changes: {WHAT_CHANGES[number]['monolith']}")
+        self.load.stage = f"step {number} rolling back"
+        route = step.routes[0].name
         switched: list[float] = []
 
         def pause_once_switched(line: str) -> None:
             # Traffic keeps flowing through the switch; then the clients pause so the outbox can
             # drain to zero: under steady writes on the embedded broker, which polls, the lag
             # is rarely zero twice in a row (the playbook's drain condition).
-            if f"{ROUTE}: back to monolith" in line:
+            if f"{route}: back to monolith" in line:
                 switched.append(time.monotonic())
             elif (
                 switched
@@ -513,21 +392,22 @@ class Demo:
                 self.load.pause()
 
         try:
-            status = self.playbook("rollback", str(STEP), on_line=pause_once_switched)
+            status = self.playbook("rollback", str(number), on_line=pause_once_switched)
         finally:
             self.load.resume()
         if status != 0:
             raise DemoFailed("the rollback did not complete")
-        self.watch("rolled back", self.dwell)
-        self.drained_reconcile("after the rollback")
+        self.watch(f"step {number} rolled back", self.dwell, number)
+        self.drained_reconcile(f"after the rollback of step {number}", step)
 
-    def walk_forward_on_its_own(self) -> None:
-        heading("walking forward again, on its own: apply --auto (gates watched at each stage)")
-        self.load.stage = "auto walk"
+    def walk_forward_on_its_own(self, number: int) -> None:
+        heading(f"walking step {number} forward again, on its own: apply --auto "
+                "(gates watched at each stage)")  # fmt: skip
+        self.load.stage = f"step {number} auto walk"
         dwell = f"{max(1.0, self.dwell / 2):g}"
-        if self.playbook("apply", str(STEP), "--auto", "--dwell", dwell, "--interval", "1") != 0:
+        if self.playbook("apply", str(number), "--auto", "--dwell", dwell, "--interval", "1"):
             raise DemoFailed("the automatic walk stopped")
-        self.watch("extracted again", self.dwell)
+        self.watch(f"step {number} extracted again", self.dwell, number)
 
     def summary(self) -> bool:
         heading("summary")
@@ -536,7 +416,8 @@ class Demo:
         if load is not None:
             load.stop()
             load.stage = "final"
-            final = self.drained_reconcile("at the end")
+            final = [self.drained_reconcile(f"at the end, step {n}", self.steps[n])
+                     for n in STEPS]  # fmt: skip
             by_kind = Counter()
             for (_, kind, _), n in load.counts.items():
                 by_kind[kind] += n
@@ -547,14 +428,18 @@ class Demo:
                 say(f"  {failure}")
             paid = load.served(kinds=("pay",))
             say(f"payments taken by each half: {halves(paid)}")
-            say("payments requests by stage and half:")
+            registered = load.served(kinds=("register",))
+            say(f"registrations taken by each half: {halves(registered)}")
+            say(f"logins served by each half: {halves(load.served(kinds=('login',)))}")
+            say("payments | users requests by stage and half:")
             stages = list(dict.fromkeys(stage for stage, _, _ in load.counts))
             for stage in stages:
-                say(f"  {stage:<16} {halves(load.served(stage=stage, kinds=PAYMENT_KINDS))}")
+                say(f"  {stage:<26} {halves(load.served(stage=stage, kinds=PAYMENT_KINDS))} | "
+                    f"{halves(load.served(stage=stage, kinds=USER_KINDS))}")  # fmt: skip
             self.problems += [f"request failed: {f}" for f in load.failures[:3]]
         for line in self.reconciles:
             say(f"  {line}")
-        if final is None:
+        if final is None or None in final:
             self.problems.append("no final reconcile")
         death = self.stack.death() if self.stack else "the stack never started"
         if death:
@@ -575,6 +460,7 @@ class Demo:
             f"{self.var_dir / 'admin-token'})")  # fmt: skip
         say(f"monolith   {self.urls['monolith']}/")
         say(f"payments   {self.urls['payments']}/")
+        say(f"users      {self.urls['users']}/")
         if self.load and self.load.customers:
             customer = self.load.customers[0]
             say(f"a customer: {customer.email} / {PASSWORD}; try")
@@ -601,7 +487,8 @@ class Demo:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="strangler demo",
-        description="Walk the migration to step 1 and back on the embedded default, under load.",
+        description="Walk the migration 0 -> 1 -> 2 (each step back and forward again) on the "
+        "embedded default, under load.",
     )
     parser.add_argument(
         "--var-dir",
@@ -694,9 +581,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             demo.start()
             demo.seed()
-            demo.walk_forward_by_hand()
-            demo.roll_back()
-            demo.walk_forward_on_its_own()
+            for number in STEPS:
+                demo.review(number)
+                demo.walk_forward_by_hand(number)
+                demo.roll_back(number)
+                demo.walk_forward_on_its_own(number)
         except (DemoFailed, AdminCallError, requests.RequestException) as exc:
             demo.problems.append(str(exc))
             say(f"stopped: {exc}")

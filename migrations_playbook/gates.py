@@ -229,18 +229,26 @@ def _reconcile_once(gate: Gate, ctx: GateContext) -> dict[str, Any]:
         ) from None
 
 
+def _row(difference: dict[str, Any]) -> str:
+    """Return the row a difference names: its `<entity>_id` (payment_id, user_id, order_id)."""
+    for key, value in difference.items():
+        if key.endswith("_id"):
+            return f"{key.removesuffix('_id')} {value}"
+    raise GateError(f"a reconcile difference names no row (no *_id key): {difference!r}")
+
+
 def _difference_key(difference: dict[str, Any]) -> tuple[str, str]:
-    return (difference["kind"], difference["payment_id"])
+    return (difference["kind"], _row(difference))
 
 
 def _describe(difference: dict[str, Any]) -> str:
     if difference["kind"] != "mismatch":
-        return f"{difference['kind']}: {difference['payment_id']}"
+        return f"{difference['kind']}: {_row(difference)}"
     fields = ", ".join(
         f"{name} monolith={v['monolith']!r} service={v['service']!r}"
         for name, v in difference.get("fields", {}).items()
     )
-    return f"mismatch: {difference['payment_id']}: {fields}"
+    return f"mismatch: {_row(difference)}: {fields}"
 
 
 def _reconcile(gate: Gate, ctx: GateContext) -> GateResult:

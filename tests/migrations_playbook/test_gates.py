@@ -100,9 +100,19 @@ def test_reconcile_fails_on_a_difference_that_persists_and_names_the_row():
     result = gate_evaluate(_gate("reconcile"), ctx)
     assert not result.ok
     assert result.figure == "1 difference(s) (monolith 10, payments 10)"
-    assert result.details == ["missing_in_service: p9"]
+    assert result.details == ["missing_in_service: payment p9"]
     assert result.by == "1 row(s) differ after 3 runs"
     assert "payments_reconcile --settings extracted.payments.settings" in result.look_at
+
+
+def test_reconcile_names_the_row_of_any_service_by_its_id_key():
+    users = {"monolith_count": 4, "service_count": 3, "exact": False, "differences": [
+        {"kind": "missing_in_service", "user_id": 1_000_000_007, "fields": {}}]}  # fmt: skip
+    ctx = ScriptedContext([users] * 3)
+
+    result = gate_evaluate(_gate("reconcile"), ctx)
+
+    assert result.details == ["missing_in_service: user 1000000007"]
 
 
 def test_outbox_lag_over_its_bound_names_each_backlog():
