@@ -28,8 +28,15 @@ from types import MappingProxyType
 from typing import Literal
 
 #: What every process of the monolith reads from the operator's environment. Unset means the
-#: embedded default (SQLite and kombu's filesystem broker under STRANGLER_VAR_DIR).
-MONOLITH_SETTINGS = ("DATABASE_URL", "BROKER_URL", "REDIS_URL", "STRANGLER_SECRET_KEY")
+#: embedded default (SQLite and kombu's filesystem broker under STRANGLER_VAR_DIR). The identity
+#: key: the monolith trusts the identity the proxy signs for it (step 2).
+MONOLITH_SETTINGS = (
+    "DATABASE_URL",
+    "BROKER_URL",
+    "REDIS_URL",
+    "STRANGLER_IDENTITY_SECRET",
+    "STRANGLER_SECRET_KEY",
+)
 #: What an extracted service's processes read: their own database (derived), the monolith's
 #: (read only), the shared broker and Redis, the key that checks the proxy's identities, and
 #: Django's key (shared by the halves: it also keys the idempotency fingerprints).

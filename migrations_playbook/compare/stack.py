@@ -13,7 +13,9 @@ handling and the foreground, so it runs in a process of its own), with:
   the playbook's state file, so step N means "after the extraction";
 * ``STRANGLER_FAST_PASSWORD_HASHER=1`` on both sides (every contract test registers users,
   and PBKDF2's cost is not part of the contract);
-* a staff account created once the stack is ready, for the staff-only tests.
+* a staff account created once the stack is ready, for the staff-only tests, then the backfill
+  of every step 1..N run, as `apply` would have: the staff account (made in the monolith's
+  database, as an operator's `createsuperuser` does) reaches a service that owns users by then.
 """
 
 from __future__ import annotations
@@ -166,6 +168,28 @@ def _create_staff(env: dict[str, str], var_dir: Path) -> Staff:
     return staff
 
 
+def _backfill(steps: dict[int, Step], upto: int, env: dict[str, str], var_dir: Path) -> None:
+    """Run the backfill commands of steps 1..`upto` in their services, as `apply` would."""
+    for number, step in steps.items():
+        if not 0 < number <= upto:
+            continue
+        for job in step.backfill:
+            service = step.service(job.service)
+            assert service is not None  # the step file's validation guarantees it
+            half_env = env | service_environment(
+                service=service.name, settings=service.settings, environ=env, var_dir=var_dir
+            )
+            done = subprocess.run(  # noqa: S603 (argv from the validated step file)
+                [sys.executable, "manage.py", *job.command, "--no-progress"],
+                cwd=PROJECT_ROOT, env=half_env, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise StackFailed(
+                    f"step {number}'s backfill `{' '.join(job.command)}` exited "
+                    f"{done.returncode}: {done.stderr[-1500:]}"
+                )
+
+
 @contextlib.contextmanager
 def stack_started(
     *,
@@ -213,6 +237,7 @@ def stack_started(
         runner = UpProcess(command, env, log, error=StackFailed)
         runner.wait_ready(ready_timeout + 60)
         staff = _create_staff(env, var_dir)
+        _backfill(steps, step, env, var_dir)
         front = "proxy" if importable("strangler_proxy.cli") else "monolith"
         if front != "proxy":
             notes.append("strangler_proxy is not installed: the suite ran against the monolith")

@@ -69,8 +69,14 @@ class Stack:
 
 
 @contextmanager
-def proxy_in_front_of(monolith_url: str, workdir: Path) -> Iterator[str]:
-    """Run `strangler proxy` (every route to `monolith_url`) until the block exits."""
+def proxy_in_front_of(
+    monolith_url: str, workdir: Path, *, server_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run `strangler proxy` (every route to `monolith_url`) until the block exits.
+
+    With the monolith's `server_env`, the proxy signs identities with the monolith's key (made
+    in its var dir), as `strangler up` gives every process one key: the monolith trusts them.
+    """
     port = _free_port()
     log_path = workdir / f"proxy-{port}.log"
     env = dict(os.environ) | {
@@ -78,6 +84,9 @@ def proxy_in_front_of(monolith_url: str, workdir: Path) -> Iterator[str]:
         "STRANGLER_VAR_DIR": str(workdir / "proxy-var"),
         "PYTHONUNBUFFERED": "1",
     }
+    if server_env is not None:
+        secret = Path(server_env["STRANGLER_VAR_DIR"]) / "identity-secret"
+        env["STRANGLER_IDENTITY_SECRET"] = secret.read_text().strip()
     env.pop("STRANGLER_ROUTES", None)
     # In-process registry and rate limits: no state shared with other tests' proxies.
     env.pop("REDIS_URL", None)
@@ -115,7 +124,9 @@ def halves_stack() -> Iterator[Stack]:
     with (
         monolith(database_url, os.environ.get("BROKER_URL")) as deployment,
         tempfile.TemporaryDirectory(prefix="strangler-security-") as workdir,
-        proxy_in_front_of(deployment.base_url, Path(workdir)) as proxy_url,
+        proxy_in_front_of(
+            deployment.base_url, Path(workdir), server_env=deployment.server_env
+        ) as proxy_url,
     ):
         yield Stack(
             proxy_url=proxy_url,

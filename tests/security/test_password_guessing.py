@@ -73,7 +73,7 @@ def test_spraying_many_accounts_from_one_address_is_stopped(stack):
     with (
         tempfile.TemporaryDirectory() as workdir,
         stack.monolith_with(Path(workdir), STRANGLER_LOGIN_ADDRESS_ATTEMPTS="10") as url,
-        proxy_in_front_of(url, Path(workdir)) as proxy_url,
+        proxy_in_front_of(url, Path(workdir), server_env=stack.server_env) as proxy_url,
     ):
         spray = [
             guess(proxy_url, f"user{n}-{uuid.uuid4().hex[:6]}@example.com", "Summer2026!")
@@ -89,7 +89,7 @@ def test_a_forged_x_forwarded_for_buys_no_fresh_budget(stack):
     with (
         tempfile.TemporaryDirectory() as workdir,
         stack.monolith_with(Path(workdir), STRANGLER_LOGIN_ADDRESS_ATTEMPTS="5") as url,
-        proxy_in_front_of(url, Path(workdir)) as proxy_url,
+        proxy_in_front_of(url, Path(workdir), server_env=stack.server_env) as proxy_url,
     ):
         answers = [
             guess(proxy_url, "a@example.com", "x", **{"X-Forwarded-For": f"203.0.113.{n}"})
