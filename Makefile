@@ -21,9 +21,9 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
-## run: the migration walk-through on the embedded default (SQLite + filesystem broker): the step-1
-## stack, client traffic, the playbook 0 -> 1 through every gated stage, rollback, forward again;
-## then the stack stays up with its URLs until Ctrl-C.
+## run: the migration walk-through on the embedded default (SQLite + filesystem broker): the step-2
+## stack, client traffic, the playbook 0 -> 1 -> 2 through every gated stage, each step rolled back
+## and walked forward again; then the stack stays up with its URLs until Ctrl-C.
 run: $(STAMP)
 	$(BIN)/strangler demo
 

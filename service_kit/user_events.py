@@ -37,6 +37,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -176,21 +177,19 @@ def _when(value: Any) -> datetime | None:
     return parsed
 
 
-def _keep_local_ids_below_start(model) -> None:
-    """On SQLite, keep the table's AUTOINCREMENT counter below the users service's range.
+def local_user_id_next(model) -> int | None:
+    """Return the id the monolith gives its next own user on SQLite; None elsewhere.
 
-    SQLite hands out max(ever used) + 1, so one replicated id from the service's range would
-    move the monolith's next own id into it. PostgreSQL's sequences ignore explicit ids.
+    PostgreSQL's sequence ignores the explicit ids the replica inserts, so it keeps handing out
+    ids below the users service's range. SQLite's AUTOINCREMENT hands out one more than the
+    largest id in the table, so a single replicated id from the service's range would move the
+    monolith's next id into it: there the next id is the largest one below the range, plus one.
+    Call inside the creating transaction (SQLite's are IMMEDIATE: writers take turns).
     """
     if connection.vendor != "sqlite":
-        return
-    table = model._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE sqlite_sequence SET seq = (SELECT COALESCE(MAX(id), 0) FROM "  # noqa: S608
-            f'"{table}" WHERE id < %s) WHERE name = %s',
-            [users_id_start(), table],
-        )
+        return None
+    top = model.objects.filter(id__lt=users_id_start()).aggregate(top=Max("id"))["top"]
+    return (top or 0) + 1
 
 
 def user_replica_apply(*, payload: dict[str, Any]) -> str:
@@ -224,8 +223,6 @@ def user_replica_apply(*, payload: dict[str, Any]) -> str:
             if "password" not in fields:
                 user.set_unusable_password()
             user.save(force_insert=True)
-            if user_id >= users_id_start():
-                _keep_local_ids_below_start(User)
             outcome = "inserted"
         elif incoming_at is not None and user.updated_at and incoming_at < user.updated_at:
             logger.info("user %s: kept the local state, newer than the other half's", user_id)

@@ -9,8 +9,8 @@ change.
 Ids: a user registered here gets the next id of `IdCounter`, which starts at
 `STRANGLER_USERS_ID_START` (1,000,000,000). The monolith's ids come from its own sequence, below
 that (a PostgreSQL sequence is not moved by the explicit ids its replica inserts, and on SQLite
-the replica keeps the counter below the range), so a user registered here during canary never
-collides with one registered there, however the registrations interleave.
+the monolith picks the next id below the range itself), so a user registered here during canary
+never collides with one registered there, however the registrations interleave.
 
 Rules enforced here, whoever calls (the API, the admin, imports):
 

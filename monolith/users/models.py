@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Lower
 
 from service_kit.env import CACHE_TABLE
+from service_kit.user_events import local_user_id_next
 
 
 class UserManager(BaseUserManager):
@@ -18,9 +19,13 @@ class UserManager(BaseUserManager):
     def _create_user(self, email: str, password: str | None, **extra) -> User:
         if not email:
             raise ValueError("A user needs an email address.")
-        user = self.model(email=self.normalize_email(email), **extra)
-        user.set_password(password)
-        user.save(using=self._db)
+        with transaction.atomic(using=self._db):
+            # Below the users service's id range, whatever ids the replica holds (step 2).
+            if "id" not in extra and (next_id := local_user_id_next(self.model)) is not None:
+                extra["id"] = next_id
+            user = self.model(email=self.normalize_email(email), **extra)
+            user.set_password(password)
+            user.save(using=self._db)
         return user
 
     def get_by_natural_key(self, username: str) -> User:
