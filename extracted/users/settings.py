@@ -5,6 +5,9 @@
 | `DATABASE_URL` | SQLite `var/users.sqlite3` | the service's own database |
 | `MONOLITH_DATABASE_URL` | (unset) | the monolith's database, read only, for backfill/reconcile |
 | `BROKER_URL` | `filesystem://` under var | where its outbox publishes and its consumer reads |
+| `OUTBOX_BROKER_URL` | (unset: `BROKER_URL`) | the outbox's connections: the half's broker user |
+| `OUTBOX_QUEUE_TYPE` | `classic` | `quorum` on a RabbitMQ cluster |
+| `OUTBOX_BROKER_USERS` | (unset: every origin from its own broker user) | `origin=user,...` |
 | `REDIS_URL` | unset | login throttles (else a database table), revocations told to the proxies |
 | `STRANGLER_IDENTITY_SECRET` | `var/identity-secret` (made once) | keys shared with the proxy |
 | `STRANGLER_IDENTITY_AUDIENCE` | `users` | its audience in a signed identity |
@@ -24,7 +27,9 @@ from service_kit.env import (
     broker_url,
     database_config,
     env_bool,
+    env_choice,
     env_int,
+    env_mapping,
     env_str,
     relay_poll_seconds,
     shared_cache_config,
@@ -156,6 +161,12 @@ CACHES = {
     )
 }
 OUTBOX_RELAY_POLL_S = relay_poll_seconds(DATABASES["default"])
+# The outbox's own connections: a half's broker user (strangler up sets it), else BROKER_URL.
+OUTBOX_BROKER_URL = env_str("OUTBOX_BROKER_URL", "")
+# classic on one node; quorum on a RabbitMQ cluster (docs/outbox.md, "On a cluster").
+OUTBOX_QUEUE_TYPE = env_choice("OUTBOX_QUEUE_TYPE", "classic", ("classic", "quorum"))
+# origin=broker user pairs: whose user_id vouches for whose events (docs/outbox.md, "Senders").
+OUTBOX_BROKER_USERS = env_mapping("OUTBOX_BROKER_USERS")
 OUTBOX_CLEANUP_EXTRA = [
     "extracted.users.services.token_purge_expired",
     "extracted.users.services.throttle_purge_expired",

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from outbox.metrics import metrics_view
 from service_kit import errors, health
 from service_kit.schema import SchemaView
 
@@ -10,6 +11,8 @@ from . import views
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    # The outbox's relay and consumer figures of this half (docs/outbox.md, "Metrics").
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("api/users/", views.UsersView.as_view(), name="users"),
     path("api/users/me/", views.MeView.as_view(), name="me"),
