@@ -8,10 +8,11 @@ Consumers believe an event's `origin` only when RabbitMQ vouches for its sender:
 |---|---|---|
 | monolith | `strangler-monolith` | `strangler-monolith@V` |
 | payments | `strangler-payments` | `strangler-payments@V` |
+| users | `strangler-users` | `strangler-users@V` |
 
 Each password is generated once per var dir and kept at `$STRANGLER_VAR_DIR/broker-<half>.password`
 (mode 0600). Permissions on the vhost, where C is the half's consumers (monolith: `monolith`,
-`notifications`, `analytics`; payments: `payments`), are `permission_patterns()`:
+`notifications`, `analytics`; payments: `payments`; users: `users`), are `permission_patterns()`:
 
     configure  ^(E|E\.stream|Q|S)$       E = strangler\.events
     write      ^(E|E\.stream|amq\.default|Q|S)$  Q = (C)\.events(\..*)?
@@ -24,7 +25,8 @@ read. No user is tagged `impersonator`, so none can publish with another user's 
 
 The outbox's connections of every process of a half (relay, consumers, the web process's
 figures) use `OUTBOX_BROKER_URL` = the operator's BROKER_URL with the half's user in it; Celery
-keeps BROKER_URL. Consumers get `OUTBOX_BROKER_USERS=monolith=<user>,payments=<user>`.
+keeps BROKER_URL. Consumers get `OUTBOX_BROKER_USERS=monolith=<user>,payments=<user>,...`
+(every half of the step).
 
 The users live as long as the stack: `strangler up` deletes them when it stops (a runner that
 is killed leaves them; the next start on the same vhost takes them over again).
