@@ -22,6 +22,7 @@ def test_each_half_owns_the_consumers_the_stack_runs_for_it():
     assert half_consumers() == {
         "monolith": ["notifications", "analytics", "monolith"],
         "payments": ["payments"],
+        "users": ["users"],
     }
 
 
